@@ -1,0 +1,1 @@
+"""Kubernetes manifest templates (jinja2), shipped as package data of xtrc."""

@@ -1,0 +1,109 @@
+"""Read a spec file into an :class:`~xtrc.spec.Experiment`, reporting every problem at once."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from xtrc.errors import Issue, SpecError, format_path
+from xtrc.spec import Experiment, cross_check
+from xtrc.yamlsafe import Document, Loc, YamlError, parse
+
+
+def load(path: str | Path) -> Experiment:
+    """Load and validate one spec file; SpecError lists every problem with FILE:LINE:COL."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([Issue(str(path), 0, 0, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Issue(str(path), 0, 0, "", f"cannot read: {exc}")]) from None
+    return load_text(text, str(path))
+
+
+def load_text(text: str, filename: str = "<spec>") -> Experiment:
+    try:
+        doc = parse(text)
+    except YamlError as exc:
+        line, col = (exc.position.line, exc.position.column) if exc.position else (0, 0)
+        raise SpecError([Issue(filename, line, col, format_path(exc.loc), exc.message)]) from None
+    if not isinstance(doc.data, dict):
+        raise SpecError([Issue(filename, 1, 1, "", "a spec is a mapping with apiVersion, kind, metadata, …")])
+    try:
+        experiment = Experiment.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecError([_issue_from_pydantic(err, doc, filename) for err in exc.errors()]) from None
+    problems = cross_check(experiment)
+    if problems:
+        raise SpecError([_issue(doc, filename, loc, message) for loc, message in problems])
+    return experiment
+
+
+def _issue(doc: Document, filename: str, loc: Loc, message: str, *, key: bool = False) -> Issue:
+    pos = doc.position(loc, key=key)
+    return Issue(filename, pos.line, pos.column, format_path(loc), message)
+
+
+def _issue_from_pydantic(err: Any, doc: Document, filename: str) -> Issue:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    if loc and loc[-1] == "[key]":  # a dict key failed validation: point at the key itself
+        return _issue(doc, filename, loc[:-1], _message(err), key=True)
+    if kind == "extra_forbidden":
+        allowed = _fields_at(Experiment, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if allowed else []
+        hint = f"; did you mean {close[0]!r}?" if close else (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        return _issue(doc, filename, loc, f"unknown field{hint}", key=True)
+    if kind == "missing":
+        return _issue(doc, filename, loc, "required field is missing")
+    return _issue(doc, filename, loc, _message(err))
+
+
+def _message(err: Any) -> str:
+    msg: str = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg[:1].lower() + msg[1:]
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The field names (by alias) of the model found by walking ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
+            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+            if field is None:
+                return []
+            current = field.annotation
+        elif typing.get_origin(current) is list and isinstance(part, int):
+            current = typing.get_args(current)[0]
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Annotated[...] and Optional[...] to reach a model, list or dict type."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp

@@ -1,0 +1,263 @@
+"""Arms → a deduplicated DAG of stages with content-addressed keys, plus a GPU-hour estimate."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from xtrc import tasks
+from xtrc.spec import AugmentationLevel, Experiment, IntermediateLevel, TrainingOverrides
+from xtrc.stage import Augmentation, EvalTask, Hyperparameters, StageConfig
+from xtrc.store import normalize_uri
+
+_RECIPE_FIELDS = ("learning_rate", "epochs", "batch_size", "grad_accum", "max_seq_length",
+                  "warmup_ratio", "weight_decay", "doc_stride")
+_RETRIEVAL_FIELDS = ("max_seq_length", "max_eval_examples", "precision", "batch_size")
+RETRIEVAL_MAX_SEQ_LENGTH = 512  # XTREME's retrieval scripts and jiant both embed up to 512 subwords
+
+MODEL_PARAMS = {
+    "facebookai/xlm-roberta-large": 560_000_000,
+    "xlm-roberta-large": 560_000_000,
+    "facebookai/xlm-roberta-base": 278_000_000,
+    "xlm-roberta-base": 278_000_000,
+    "google-bert/bert-base-multilingual-cased": 178_000_000,
+    "bert-base-multilingual-cased": 178_000_000,
+    "builtin:tiny-xlmr": 1_000_000,
+}
+DEFAULT_MODEL_PARAMS = 560_000_000  # unknown models are estimated as XLM-R large
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    intermediate: IntermediateLevel
+    augmentation: AugmentationLevel
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.intermediate.is_none and self.augmentation.is_none
+
+
+@dataclass
+class Plan:
+    experiment: Experiment
+    arms: list[Arm]
+    stages: dict[str, StageConfig]
+    """Key → config, upstream stages before their dependants."""
+    cells: dict[tuple[str, int, str], str]
+    """(arm, seed, target task) → key of the stage whose metrics hold that cell."""
+    arms_by_stage: dict[str, list[str]] = field(default_factory=dict)
+    naive_stage_count: int = 0
+    """Stages a per-arm pipeline without sharing would run (one per arm × seed × target, plus intermediates)."""
+
+    def count_by_kind(self, keys: set[str] | None = None) -> dict[str, int]:
+        counts = {"intermediate": 0, "target": 0, "retrieval": 0}
+        for key, stage in self.stages.items():
+            if keys is None or key in keys:
+                counts[stage.kind] += 1
+        return counts
+
+    @property
+    def baseline(self) -> Arm | None:
+        return next((arm for arm in self.arms if arm.is_baseline), None)
+
+    def gpu_hours(self, key: str) -> float:
+        return estimate_gpu_hours(self.stages[key], self.experiment)
+
+
+def expand_arms(exp: Experiment) -> list[Arm]:
+    inter = {level.name: level for level in exp.factors.intermediate}
+    aug = {level.name: level for level in exp.factors.augmentation}
+    if exp.design == "arms" and exp.arms:
+        pairs = [(a.name, inter[a.intermediate], aug[a.augmentation]) for a in exp.arms]
+    else:
+        pairs = [(None, i, a) for i, a in itertools.product(exp.factors.intermediate, exp.factors.augmentation)]
+    return [Arm(name or f"{i.name}+{a.name}", i, a) for name, i, a in pairs]
+
+
+def build(exp: Experiment) -> Plan:
+    store = normalize_uri(exp.storage.uri)
+    common: dict[str, Any] = {
+        "model": exp.model,
+        "salt": exp.salt,
+        "data_root": exp.data.root,
+        "store": store,
+        "storage_options": dict(exp.storage.options),
+    }
+    plan = Plan(exp, expand_arms(exp), {}, {})
+    trained = [t for t in exp.targets if tasks.TASKS[t].trains]
+    retrieval = [t for t in exp.targets if not tasks.TASKS[t].trains]
+    target_hparams = {t: _resolve(exp, t) for t in trained}
+
+    def add(config: StageConfig, arm: Arm) -> str:
+        config = config.with_key()
+        plan.stages.setdefault(config.key, config)
+        users = plan.arms_by_stage.setdefault(config.key, [])
+        if arm.name not in users:
+            users.append(arm.name)
+        return config.key
+
+    for arm, seed in itertools.product(plan.arms, exp.seeds):
+        init_from = None
+        if not arm.intermediate.is_none:
+            level = arm.intermediate
+            plan.naive_stage_count += 1
+            init_from = add(StageConfig(
+                kind="intermediate",
+                train_tasks=tuple(level.tasks),
+                hparams=_resolve_intermediate(exp, level),
+                multitask_cap=level.sampling.cap if len(level.tasks) > 1 else None,
+                augmentation=_augmentation(arm.augmentation, "intermediate"),
+                data=_data_for(exp, level.tasks),
+                seed=seed,
+                **common,
+            ), arm)
+
+        # Targets trained on the same English data with the same settings share one stage
+        # (XQuAD and MLQA both train on SQuAD v1.1): train once, evaluate every such target.
+        groups: dict[tuple[tuple[str, ...], Hyperparameters], list[str]] = {}
+        for task in trained:
+            groups.setdefault((tasks.TASKS[task].training_tasks, target_hparams[task]), []).append(task)
+        for (train_tasks, hparams), evals in groups.items():
+            plan.naive_stage_count += len(evals)
+            key = add(StageConfig(
+                kind="target",
+                init_from=init_from,
+                train_tasks=train_tasks,
+                eval_tasks=tuple(EvalTask(task=t, languages=_languages(exp, t)) for t in evals),
+                hparams=hparams,
+                augmentation=_augmentation(arm.augmentation, "target"),
+                data=_data_for(exp, (*train_tasks, *evals)),
+                seed=seed,
+                **common,
+            ), arm)
+            for task in evals:
+                plan.cells[(arm.name, seed, task)] = key
+
+        for task in retrieval:
+            plan.naive_stage_count += 1
+            full = _resolve(exp, task)
+            hparams = Hyperparameters(**{f: getattr(full, f) for f in _RETRIEVAL_FIELDS})
+            plan.cells[(arm.name, seed, task)] = add(StageConfig(
+                kind="retrieval",
+                init_from=init_from,
+                eval_tasks=(EvalTask(task=task, languages=_languages(exp, task)),),
+                hparams=hparams,
+                data=_data_for(exp, (task,)),
+                seed=None,  # no training: the output depends only on the checkpoint
+                **common,
+            ), arm)
+    return plan
+
+
+def _languages(exp: Experiment, task: str) -> tuple[str, ...]:
+    chosen = exp.languages.get(task)
+    all_languages = tasks.TASKS[task].languages_for(exp.benchmark)
+    return tuple(lang for lang in all_languages if chosen is None or lang in chosen)
+
+
+def _augmentation(level: AugmentationLevel, kind: str) -> Augmentation | None:
+    if not level.applies_to(kind):
+        return None
+    return Augmentation(level=level.name, code_switch=level.code_switch, translate_train=level.translate_train)
+
+
+def _data_for(exp: Experiment, names: Any) -> dict:
+    wanted = set()
+    for name in names:
+        wanted.add(name)
+        wanted.update(tasks.TASKS[name].train_on)
+    return {name: source for name, source in exp.data.tasks.items() if name in wanted}
+
+
+def _overrides(*layers: TrainingOverrides | dict[str, Any] | None) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        values = layer if isinstance(layer, dict) else layer.model_dump(exclude_none=True)
+        merged.update(values)
+    return merged
+
+
+def _recipe(task: str) -> dict[str, Any]:
+    recipe = tasks.TASKS[task].recipe
+    if recipe is None:
+        return {}
+    return {f: getattr(recipe, f) for f in _RECIPE_FIELDS if getattr(recipe, f) is not None}
+
+
+def _resolve(exp: Experiment, task: str) -> Hyperparameters:
+    """base < recipe[task] < training.defaults < training.tasks[task]."""
+    recipe = _recipe(task) if exp.training.recipe == "xtreme" else {}
+    if not tasks.TASKS[task].trains:
+        recipe = {"max_seq_length": RETRIEVAL_MAX_SEQ_LENGTH}
+    return Hyperparameters(**_overrides(recipe, exp.training.defaults, exp.training.tasks.get(task)))
+
+
+def _resolve_intermediate(exp: Experiment, level: IntermediateLevel) -> Hyperparameters:
+    """One task: as a target task, then level.training. Several: the recipes merged
+    conservatively (smallest learning rate, longest sequence), then defaults, then level.training."""
+    if len(level.tasks) == 1:
+        base = _resolve(exp, level.tasks[0]).model_dump()
+        return Hyperparameters(**_overrides(base, level.training))
+    merged: dict[str, Any] = {}
+    if exp.training.recipe == "xtreme":
+        recipes = [_recipe(t) for t in level.tasks]
+        for name, pick in (("learning_rate", min), ("max_seq_length", max), ("doc_stride", max),
+                           ("epochs", min), ("warmup_ratio", max)):
+            values = [r[name] for r in recipes if name in r]
+            if values:
+                merged[name] = pick(values)
+    return Hyperparameters(**_overrides(merged, exp.training.defaults, level.training))
+
+
+# --- the GPU-hour estimate ---------------------------------------------------------------
+
+
+def model_params(exp: Experiment) -> int:
+    if exp.compute.estimate.model_params:
+        return exp.compute.estimate.model_params
+    return MODEL_PARAMS.get(exp.model.lower(), DEFAULT_MODEL_PARAMS)
+
+
+def estimate_gpu_hours(stage: StageConfig, exp: Experiment) -> float:
+    """FLOPs over real tokens → GPU-hours.
+
+    train FLOPs = 6 · params · Σ(examples · epochs · min(max_seq_length, mean_tokens));
+    eval FLOPs = 2 · params · Σ(languages · test examples · tokens); time = FLOPs / (peak · MFU),
+    plus a fixed per-stage overhead on each of the stage's GPUs. Sizes come from the task
+    registry (approximate); translate-train adds ``ratio`` of the English set per language.
+    """
+    est = exp.compute.estimate
+    hp = stage.hparams
+    params = model_params(exp)
+    train_tokens = 0.0
+    for name in stage.train_tasks:
+        info = tasks.TASKS[name]
+        examples = float(info.sizes.train)
+        if stage.multitask_cap:
+            examples = min(examples, stage.multitask_cap)
+        if hp.max_train_examples:
+            examples = min(examples, hp.max_train_examples)
+        if stage.augmentation and stage.augmentation.translate_train:
+            tt = stage.augmentation.translate_train
+            examples *= 1 + tt.ratio * len(tt.languages)
+        tokens = min(hp.max_seq_length, info.mean_tokens)
+        train_tokens += examples * hp.epochs * tokens
+    if hp.max_steps and stage.train_tasks:
+        train_tokens = min(train_tokens, hp.max_steps * hp.batch_size * hp.grad_accum * hp.max_seq_length)
+    eval_tokens = 0.0
+    for ev in stage.eval_tasks:
+        info = tasks.TASKS[ev.task]
+        per_language = info.sizes.test_per_language
+        if hp.max_eval_examples:
+            per_language = min(per_language, hp.max_eval_examples)
+        eval_tokens += len(ev.languages) * per_language * min(hp.max_seq_length, info.mean_tokens)
+    flops = 6 * params * train_tokens + 2 * params * eval_tokens
+    gpus = exp.compute.gpus
+    if gpus == 0:
+        return 0.0
+    compute_hours = flops / (est.gpu_tflops * 1e12 * est.mfu) / 3600
+    return compute_hours + gpus * est.stage_overhead_minutes / 60

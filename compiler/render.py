@@ -1,0 +1,172 @@
+"""Plan → Kubernetes manifests, from the jinja2 templates in charts/ (or a site's own copy).
+
+Every value reaches YAML through the ``q`` filter, which writes it as a JSON scalar, list or
+mapping (JSON is YAML): a spec string holding quotes, newlines, ``{{ }}``, anchors or ``---``
+stays one string. Templates use StrictUndefined, and each rendered document is parsed back
+and checked before it is returned.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from xtrc.errors import XtrcError
+from xtrc.plan import Plan
+from xtrc.stage import StageConfig
+
+TEMPLATES = ("stage-job.yaml.j2", "networkpolicy.yaml.j2")
+CONFIG_ERROR_EXIT_CODE = 2
+SECRET_MOUNT = "/var/run/secrets/xtrc/storage"
+KIND_ABBREVIATION = {"intermediate": "int", "target": "tgt", "retrieval": "ret"}
+
+# Characters JSON leaves raw but YAML would not read back as themselves: C1 controls,
+# NEL and the Unicode line/paragraph separators (line breaks in YAML 1.1), the BOM, and
+# lone surrogates.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def q(value: Any) -> str:
+    """Any value as a single-line YAML flow node that reads back equal to it."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def default_charts_dir() -> Path:
+    return Path(str(resources.files("xtrc.charts")))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    kind: str
+    name: str
+    text: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.kind.lower()}-{self.name}.yaml"
+
+
+def job_name(experiment: str, stage: StageConfig) -> str:
+    """``<experiment>-<int|tgt|ret>-<key>``: at most 30 + 4 + 21 = 55 characters, stable, unique."""
+    return f"{experiment}-{KIND_ABBREVIATION[stage.kind]}-{stage.key}"
+
+
+class Renderer:
+    def __init__(self, charts_dir: str | Path | None = None):
+        self.charts_dir = Path(charts_dir) if charts_dir else default_charts_dir()
+        missing = [t for t in TEMPLATES if not (self.charts_dir / t).is_file()]
+        if missing:
+            raise XtrcError(f"--charts {self.charts_dir}: missing template(s) {', '.join(missing)}; "
+                            f"copy them from {default_charts_dir()}")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.charts_dir)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=False,
+        )
+        self.env.filters["q"] = q
+
+    def template(self, name: str) -> jinja2.Template:
+        if name not in TEMPLATES:
+            raise ValueError(f"unknown template {name!r}; known: {', '.join(TEMPLATES)}")
+        return self.env.get_template(name)
+
+    def render(self, plan: Plan) -> list[Manifest]:
+        """The NetworkPolicy, then one Job per stage, upstream stages first."""
+        context = _PlanContext(plan)
+        out = [self._checked(self.template("networkpolicy.yaml.j2").render(context.network_policy()),
+                             "NetworkPolicy", context.network_policy_name)]
+        job = self.template("stage-job.yaml.j2")
+        for stage in plan.stages.values():
+            values = context.stage(stage)
+            out.append(self._checked(job.render(values), "Job", values["name"]))
+        return out
+
+    def _checked(self, text: str, kind: str, name: str) -> Manifest:
+        try:
+            doc = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            raise XtrcError(f"template produced invalid YAML for {kind} {name}: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("kind") != kind or doc.get("metadata", {}).get("name") != name:
+            raise XtrcError(f"template for {kind} {name} did not produce that object; check {self.charts_dir}")
+        return Manifest(kind, name, text)
+
+
+class _PlanContext:
+    """Template values: what is the same for every stage is computed once."""
+
+    def __init__(self, plan: Plan):
+        exp = plan.experiment
+        self.plan = plan
+        self.experiment = exp.metadata.name
+        self.compute = exp.compute
+        self.network_policy_name = f"{self.experiment}-stages-no-ingress"
+
+    @cached_property
+    def shared(self) -> dict[str, Any]:
+        exp = self.plan.experiment
+        gpu = {self.compute.gpu_resource: str(self.compute.gpus)} if self.compute.gpus else {}
+        return {
+            "compute": self.compute,
+            "image": exp.image,
+            "secret": exp.storage.secret,
+            "secret_mount": SECRET_MOUNT,
+            "config_error_exit_code": CONFIG_ERROR_EXIT_CODE,
+            "tolerations": [_toleration(t.model_dump(exclude_none=True)) for t in self.compute.tolerations],
+            "image_pull_secrets": [{"name": s} for s in self.compute.image_pull_secrets],
+            "requests": {"cpu": self.compute.cpu, "memory": self.compute.memory, **gpu},
+            "limits": {"memory": self.compute.memory, **gpu},
+        }
+
+    def labels(self, stage: StageConfig | None = None) -> dict[str, str]:
+        labels = {
+            "app.kubernetes.io/name": "xtrc",
+            "app.kubernetes.io/managed-by": "xtrc",
+            "app.kubernetes.io/component": "stage",
+            "xtrc.dev/experiment": self.experiment,
+        }
+        if stage is not None:
+            labels["xtrc.dev/stage-kind"] = stage.kind
+            labels["xtrc.dev/stage-key"] = stage.key
+            if self.compute.queue:
+                labels["kueue.x-k8s.io/queue-name"] = self.compute.queue
+        return labels
+
+    def network_policy(self) -> dict[str, Any]:
+        return {
+            "name": self.network_policy_name,
+            "namespace": self.compute.namespace,
+            "labels": self.labels(),
+            "selector": {"xtrc.dev/experiment": self.experiment, "app.kubernetes.io/component": "stage"},
+        }
+
+    def stage(self, stage: StageConfig) -> dict[str, Any]:
+        tasks = [*stage.train_tasks, *(e.task for e in stage.eval_tasks)]
+        return {
+            **self.shared,
+            "name": job_name(self.experiment, stage),
+            "labels": self.labels(stage),
+            "annotations": {
+                "xtrc.dev/arms": ",".join(self.plan.arms_by_stage.get(stage.key, [])),
+                "xtrc.dev/tasks": ",".join(dict.fromkeys(tasks)),
+                "xtrc.dev/upstream": ",".join(stage.upstream),
+            },
+            "config_json": stage.to_json(),
+        }
+
+
+def _toleration(values: dict[str, Any]) -> dict[str, Any]:
+    if "toleration_seconds" in values:
+        values["tolerationSeconds"] = values.pop("toleration_seconds")
+    return values

@@ -1,0 +1,484 @@
+"""The experiment spec (``apiVersion: xtrc.dev/v1alpha1``, ``kind: Experiment``) as pydantic models.
+
+Field-level rules live on the fields; rules that span fields live in :func:`cross_check`,
+which names the exact field to change. Limits carry the reason they exist.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+from pydantic_core import PydanticCustomError
+
+from xtrc import tasks
+
+API_VERSION = "xtrc.dev/v1alpha1"
+
+MAX_NAME = 30
+"""Experiment names appear in Job names (``<name>-<kind>-<key>``), which Kubernetes caps at 63."""
+MAX_ARMS = 1024
+"""A factorial design multiplies quickly; past this, a typo (a 40-level factor) is likelier than intent."""
+MAX_STAGES = 100_000
+"""Every stage becomes a Job object in the API server; 100k is far past one cluster's useful queue."""
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+_QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+STORE_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "memory")
+_CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "sas")
+
+BUILTIN_MODELS = ("builtin:tiny-xlmr",)
+
+DnsLabel = Annotated[str, StringConstraints(pattern=_DNS_LABEL, max_length=63)]
+DnsSubdomain = Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN, max_length=253)]
+Quantity = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v),
+                     StringConstraints(pattern=_QUANTITY)]
+LevelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", max_length=40)]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _task_name(value: str) -> str:
+    """Accept a task name or alias (canonicalised); groups are expanded where lists allow them."""
+    try:
+        return tasks.resolve(value)
+    except KeyError:
+        hint = tasks.suggest(value)
+        raise PydanticCustomError(
+            "unknown_task",
+            "unknown task {name!r}{hint}",
+            {"name": value, "hint": f"; did you mean {hint!r}?" if hint else "; see `xtrc tasks`"},
+        ) from None
+
+
+def _task_list(value: Any) -> Any:
+    """Expand group names (``xtreme-r``, ``phang2020``) in a list of tasks; unknown names pass on
+    to the item validator, which reports them with their index."""
+    if not isinstance(value, list):
+        return value
+    out: list[Any] = []
+    for item in value:
+        group = tasks.GROUPS.get(item.strip().lower()) if isinstance(item, str) else None
+        for name in group if group is not None else (item,):
+            if name not in out:
+                out.append(name)
+    return out
+
+
+TaskName = Annotated[str, AfterValidator(_task_name)]
+TaskList = Annotated[list[TaskName], BeforeValidator(_task_list)]
+
+
+def _duration(value: Any) -> Any:
+    """``"30m"``, ``"24h"``, ``"7d"``, ``"1h30m"`` or an integer of seconds → seconds."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match and any(match.groups()):
+            d, h, m, s = (int(g or 0) for g in match.groups())
+            return ((d * 24 + h) * 60 + m) * 60 + s
+        raise PydanticCustomError(
+            "duration", "{value!r} is not a duration; write seconds or e.g. 30m, 24h, 7d, 1h30m", {"value": value}
+        )
+    return value
+
+
+Duration = Annotated[int, BeforeValidator(_duration), Field(gt=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metadata(_Model):
+    name: Annotated[str, StringConstraints(pattern=_DNS_LABEL, max_length=MAX_NAME)] = Field(
+        description=f"DNS-1123 label, at most {MAX_NAME} characters (it prefixes every Job name)."
+    )
+    description: str = ""
+
+
+def _store_uri(value: str) -> str:
+    scheme = value.split("://", 1)[0] if "://" in value else "file"
+    if scheme not in STORE_SCHEMES:
+        raise PydanticCustomError(
+            "store_scheme",
+            "unsupported store scheme {scheme!r}; use one of {allowed}",
+            {"scheme": scheme, "allowed": ", ".join(f"{s}://" for s in STORE_SCHEMES)},
+        )
+    return value
+
+
+def _no_credentials(value: dict[str, Any]) -> dict[str, Any]:
+    for key in value:
+        if any(word in key.lower() for word in _CREDENTIAL_WORDS):
+            raise PydanticCustomError(
+                "credential_in_spec",
+                "option {key!r} looks like a credential; credentials never go in a spec: "
+                "put them in a Kubernetes Secret and name it in storage.secret",
+                {"key": key},
+            )
+    return value
+
+
+class Storage(_Model):
+    uri: Annotated[str, AfterValidator(_store_uri)] = Field(
+        description="Store root: file://, s3://, gs://, az:// (a bare path means file://)."
+    )
+    secret: DnsSubdomain | None = Field(
+        None, description="Kubernetes Secret holding the store credentials, mounted into stage pods as files."
+    )
+    options: Annotated[dict[str, str | int | float | bool], AfterValidator(_no_credentials)] = Field(
+        default_factory=dict, description="Non-secret fsspec options, e.g. endpoint_url."
+    )
+
+
+class TrainingOverrides(_Model):
+    """Hyperparameters; every field optional here, resolved per stage (see xtrc.stage)."""
+
+    learning_rate: Annotated[float, Field(gt=0, le=1)] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=65536)] | None = None
+    grad_accum: Annotated[int, Field(ge=1, le=4096)] | None = None
+    epochs: Annotated[float, Field(gt=0, le=1000)] | None = None
+    max_steps: Annotated[int, Field(ge=1)] | None = None
+    max_seq_length: Annotated[int, Field(ge=8, le=8192)] | None = None
+    doc_stride: Annotated[int, Field(ge=1, le=8192)] | None = None
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | None = None
+    weight_decay: Annotated[float, Field(ge=0, le=1)] | None = None
+    precision: Literal["auto", "bf16", "fp16", "fp32"] | None = None
+    eval_every_steps: Annotated[int, Field(ge=1)] | None = None
+    checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None
+    checkpoint_every_minutes: Annotated[float, Field(gt=0)] | None = None
+    early_stopping_patience: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Evaluations without improvement before stopping; 0 turns early stopping off."
+    )
+    max_train_examples: Annotated[int, Field(ge=1)] | None = None
+    max_eval_examples: Annotated[int, Field(ge=1)] | None = Field(None, description="Per language.")
+
+
+class Training(_Model):
+    recipe: Literal["xtreme", "none"] = Field(
+        "xtreme",
+        description="Per-task reference hyperparameters (XTREME's scripts) under the spec's values; "
+        "precedence: built-in base < recipe < training.defaults < training.tasks.<task> < level.training.",
+    )
+    defaults: TrainingOverrides = TrainingOverrides()
+    tasks: dict[TaskName, TrainingOverrides] = Field(default_factory=dict)
+
+
+class MultiTaskSampling(_Model):
+    cap: Annotated[int, Field(ge=1)] = Field(
+        100_000, description="Examples-proportional sampling, each task's size capped at this (Raffel et al.)."
+    )
+
+
+def _level_shorthand(value: Any) -> Any:
+    """``none`` → the empty level; a task or group name → a level of those tasks, named after it."""
+    if isinstance(value, str):
+        if value == "none":
+            return {"name": "none"}
+        return {"name": value.strip().lower().replace(".", "-"), "tasks": [value]}
+    return value
+
+
+class IntermediateLevel(_Model):
+    name: LevelName
+    tasks: TaskList = Field(default_factory=list, description="One task, several (multi-task), or none.")
+    sampling: MultiTaskSampling = MultiTaskSampling()
+    training: TrainingOverrides = TrainingOverrides()
+
+    @property
+    def is_none(self) -> bool:
+        return not self.tasks
+
+
+class CodeSwitch(_Model):
+    """CoSDA-ML-style code-switching with bilingual (MUSE-format) dictionaries."""
+
+    languages: Annotated[list[Language], Field(min_length=1)]
+    dictionaries: str = Field(description="fsspec path: a directory of en-<lang>.txt files, or one file.")
+    ratio: Fraction = Field(1.0, description="Probability that an example is selected for switching.")
+    word_prob: Fraction = Field(0.5, description="Probability that a word of a selected example is switched.")
+    per: Literal["example", "word"] = Field("example", description="Draw the target language per example or per word.")
+    dynamic: bool = Field(True, description="Re-sample the switches every epoch; false makes one augmented copy.")
+
+
+class TranslateTrain(_Model):
+    languages: Annotated[list[Language], Field(min_length=1)]
+    ratio: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="Fraction of each language's translated training set mixed in."
+    )
+    paths: dict[TaskName, str] = Field(
+        default_factory=dict, description="Per-task fsspec paths of translated training data (task schema)."
+    )
+
+
+class AugmentationLevel(_Model):
+    name: LevelName
+    apply_to: Literal["target", "intermediate", "both"] = "target"
+    code_switch: CodeSwitch | None = None
+    translate_train: TranslateTrain | None = None
+
+    @property
+    def is_none(self) -> bool:
+        return self.code_switch is None and self.translate_train is None
+
+    def applies_to(self, stage_kind: str) -> bool:
+        return not self.is_none and self.apply_to in (stage_kind, "both")
+
+
+class Factors(_Model):
+    intermediate: Annotated[
+        list[Annotated[IntermediateLevel, BeforeValidator(_level_shorthand)]], Field(min_length=1)
+    ] = Field(default_factory=lambda: [IntermediateLevel(name="none")])
+    augmentation: Annotated[
+        list[Annotated[AugmentationLevel, BeforeValidator(_level_shorthand)]], Field(min_length=1)
+    ] = Field(default_factory=lambda: [AugmentationLevel(name="none")])
+
+
+class Arm(_Model):
+    name: LevelName | None = Field(None, description="Defaults to <intermediate>+<augmentation>.")
+    intermediate: str = "none"
+    augmentation: str = "none"
+
+
+class DataSource(_Model):
+    path: str = Field(description="fsspec path of a directory (or file) holding JSONL or Parquet in the task's schema.")
+    format: Literal["auto", "jsonl", "parquet"] = "auto"
+
+
+class Data(_Model):
+    root: str | None = Field(
+        None, description="fsspec directory with one sub-directory per task (generated fixtures, mirrors)."
+    )
+    tasks: dict[TaskName, DataSource] = Field(default_factory=dict)
+
+    def has_path(self, task: str) -> bool:
+        return self.root is not None or task in self.tasks
+
+
+class Toleration(_Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class Estimate(_Model):
+    """Assumptions behind the GPU-hour estimate of `xtrc plan` (see docs in README)."""
+
+    gpu_tflops: Annotated[float, Field(gt=0)] = Field(312.0, description="Peak dense bf16 TFLOP/s of one GPU (A100: 312).")
+    mfu: Annotated[float, Field(gt=0, le=1)] = Field(0.3, description="Achieved fraction of peak over real tokens.")
+    stage_overhead_minutes: Annotated[float, Field(ge=0)] = Field(5.0, description="Start, load, save per stage.")
+    model_params: Annotated[int, Field(ge=1)] | None = Field(None, description="Override the model's parameter count.")
+
+
+class Compute(_Model):
+    gpus: Annotated[int, Field(ge=0, le=64)] = 1
+    gpu_resource: Annotated[str, StringConstraints(pattern=_QUALIFIED_NAME, max_length=253)] = "nvidia.com/gpu"
+    cpu: Quantity = "8"
+    memory: Quantity = "64Gi"
+    shm_size: Quantity = "16Gi"
+    scratch_size: Quantity = "100Gi"
+    node_selector: dict[
+        Annotated[str, StringConstraints(pattern=_QUALIFIED_NAME, max_length=316)],
+        Annotated[str, StringConstraints(pattern=_LABEL_VALUE, max_length=63)],
+    ] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    affinity: dict[str, Any] | None = Field(None, description="A Kubernetes Affinity object, passed through.")
+    priority_class: DnsSubdomain | None = None
+    queue: DnsSubdomain | None = Field(None, description="Kueue LocalQueue name (label kueue.x-k8s.io/queue-name).")
+    image_pull_secrets: list[DnsSubdomain] = Field(default_factory=list)
+    service_account: DnsSubdomain | None = None
+    namespace: DnsLabel = "default"
+    max_parallel: Annotated[int, Field(ge=1, le=10_000)] = 8
+    deadline: Duration | None = Field(86_400, description="activeDeadlineSeconds of each stage Job.")
+    retries: Annotated[int, Field(ge=0, le=100)] = Field(3, description="backoffLimit: failures other than preemption.")
+    ttl_after_finished: Duration = Field(7 * 86_400, description="ttlSecondsAfterFinished of each stage Job.")
+    estimate: Estimate = Estimate()
+
+
+def _model_ref(value: str) -> str:
+    if value in BUILTIN_MODELS or _URI.match(value) or _HUB_ID.match(value):
+        return value
+    if value.startswith("builtin:"):
+        raise PydanticCustomError(
+            "model_ref", "unknown built-in model {value!r}; built-ins: {known}",
+            {"value": value, "known": ", ".join(BUILTIN_MODELS)},
+        )
+    raise PydanticCustomError(
+        "model_ref",
+        "{value!r} is neither a Hugging Face id (org/name), an fsspec URI of a model directory, "
+        "nor a built-in ({known})",
+        {"value": value, "known": ", ".join(BUILTIN_MODELS)},
+    )
+
+
+def _image_ref(value: str) -> str:
+    if not _IMAGE.match(value) or len(value) > 255:
+        raise PydanticCustomError("image_ref", "{value!r} is not a container image reference", {"value": value})
+    return value
+
+
+def _unique_seeds(value: list[int]) -> list[int]:
+    if len(set(value)) != len(value):
+        raise PydanticCustomError("duplicate_seed", "seeds repeat; list each seed once", {})
+    return value
+
+
+class Experiment(_Model):
+    api_version: Literal["xtrc.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["Experiment"]
+    metadata: Metadata
+    model: Annotated[str, AfterValidator(_model_ref)] = Field(
+        "FacebookAI/xlm-roberta-large",
+        description="Hugging Face id, fsspec URI of a model directory, or builtin:tiny-xlmr.",
+    )
+    image: Annotated[str, AfterValidator(_image_ref)] = "ghcr.io/xtrc-dev/xtrc-runtime:0.1.0"
+    storage: Storage
+    seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**31)]], Field(min_length=1, max_length=100),
+                     AfterValidator(_unique_seeds)] = Field(default_factory=lambda: [1])
+    factors: Factors = Factors()
+    design: Literal["factorial", "arms"] = Field(
+        "factorial", description="factorial crosses every level of every factor; arms uses the explicit list."
+    )
+    arms: list[Arm] | None = None
+    targets: Annotated[TaskList, Field(min_length=1)]
+    benchmark: Literal["xtreme-r", "xtreme"] = Field(
+        "xtreme-r", description="Whose evaluation languages to use: XTREME-R's (50) or XTREME's (40)."
+    )
+    languages: dict[TaskName, Annotated[list[Language], Field(min_length=1)]] = Field(
+        default_factory=dict, description="Evaluate these tasks on a subset of their languages only."
+    )
+    training: Training = Training()
+    data: Data = Data()
+    compute: Compute = Compute()
+    salt: str = Field("", description="Any text; changing it gives every stage a new key (forces a rerun).")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+Loc = tuple[str | int, ...]
+
+
+def cross_check(exp: Experiment) -> list[tuple[Loc, str]]:
+    """Rules that span fields; each problem comes with the field to change."""
+    problems: list[tuple[Loc, str]] = []
+    levels = {"intermediate": exp.factors.intermediate, "augmentation": exp.factors.augmentation}
+    for factor, items in levels.items():
+        seen: dict[str, int] = {}
+        for i, level in enumerate(items):
+            if level.name in seen:
+                problems.append(((("factors", factor, i, "name")),
+                                 f"level name {level.name!r} repeats level {seen[level.name]}; names must be unique"))
+            seen[level.name] = i
+
+    for i, level in enumerate(exp.factors.intermediate):
+        if level.name == "none" and level.tasks:
+            problems.append((("factors", "intermediate", i, "name"), "the level named 'none' must have no tasks"))
+        if not level.tasks and level.name != "none":
+            problems.append((("factors", "intermediate", i, "tasks"),
+                             f"level {level.name!r} has no tasks; list tasks or name it 'none'"))
+        for j, task in enumerate(level.tasks):
+            info = tasks.TASKS[task]
+            if not ({"intermediate", "source"} & info.roles):
+                problems.append((("factors", "intermediate", i, "tasks", j),
+                                 f"{task!r} is a target task, not an intermediate task; intermediate tasks: "
+                                 + ", ".join(tasks.GROUPS["phang2020"])))
+    for i, level in enumerate(exp.factors.augmentation):
+        if level.name == "none" and not level.is_none:
+            problems.append((("factors", "augmentation", i, "name"), "the level named 'none' must have no methods"))
+        if level.is_none and level.name != "none":
+            problems.append((("factors", "augmentation", i),
+                             f"level {level.name!r} has no method; add code_switch or translate_train, or name it 'none'"))
+
+    for j, task in enumerate(exp.targets):
+        if "target" not in tasks.TASKS[task].roles:
+            problems.append((("targets", j), f"{task!r} is not a target task; targets: "
+                             + ", ".join(tasks.GROUPS["xtreme-r"]) + ", pawsx, bucc"))
+
+    if exp.arms is not None and exp.design != "arms":
+        problems.append((("design",), "arms: is given, so set design: arms (or remove arms: for a factorial design)"))
+    if exp.design == "arms" and not exp.arms:
+        problems.append((("arms",), "design: arms needs a non-empty arms: list"))
+    if exp.design == "arms" and exp.arms:
+        names = {f: {lv.name for lv in items} for f, items in levels.items()}
+        for i, arm in enumerate(exp.arms):
+            for factor in ("intermediate", "augmentation"):
+                ref = getattr(arm, factor)
+                if ref not in names[factor]:
+                    close = difflib.get_close_matches(ref, sorted(names[factor]), n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else f"; levels: {', '.join(sorted(names[factor]))}"
+                    problems.append((("arms", i, factor), f"no {factor} level named {ref!r}{hint}"))
+
+    arm_count = len(exp.arms or []) if exp.design == "arms" else (
+        len(exp.factors.intermediate) * len(exp.factors.augmentation))
+    if arm_count > MAX_ARMS:
+        problems.append((("factors",), f"the design has {arm_count} arms, more than the limit of {MAX_ARMS}"))
+    naive_stages = arm_count * len(exp.seeds) * (len(exp.targets) + 1)
+    if naive_stages > MAX_STAGES:
+        problems.append((("factors",), f"{arm_count} arms x {len(exp.seeds)} seeds x {len(exp.targets)} targets "
+                                       f"may need up to {naive_stages} stages, more than the limit of {MAX_STAGES}"))
+
+    for task, langs in exp.languages.items():
+        known = tasks.TASKS[task].languages_for(exp.benchmark)
+        for j, lang in enumerate(langs):
+            if lang not in known:
+                problems.append((("languages", task, j), f"{task!r} has no language {lang!r} in {exp.benchmark}; "
+                                                          f"its languages: {' '.join(known)}"))
+
+    # Tasks without a public source need a data path.
+    used: dict[str, Loc] = {}
+    for j, task in enumerate(exp.targets):
+        for name in (task, *tasks.TASKS[task].train_on):
+            used.setdefault(name, ("targets", j))
+    for i, level in enumerate(exp.factors.intermediate):
+        for j, task in enumerate(level.tasks):
+            used.setdefault(task, ("factors", "intermediate", i, "tasks", j))
+    for task, loc in used.items():
+        if tasks.TASKS[task].needs_data_path and not exp.data.has_path(task):
+            problems.append((loc, f"{task!r} has no public data source ({tasks.TASKS[task].notes or 'none'}); "
+                                  f"set data.tasks.{task}.path (or data.root) to your copy"))
+
+    # translate-train needs translations for every trained target it applies to.
+    trained_targets = [t for t in exp.targets if tasks.TASKS[t].trains]
+    for i, level in enumerate(exp.factors.augmentation):
+        tt = level.translate_train
+        if tt is None or level.apply_to == "intermediate":
+            continue
+        for task in trained_targets:
+            if task in tt.paths:
+                continue
+            info = tasks.TASKS[task].translations
+            if info is None or info.source is None:
+                why = "no public translate-train data exists" if info is None else (
+                    f"its translations ({info.description}) are not on the hub")
+                problems.append((("factors", "augmentation", i, "translate_train"),
+                                 f"target {task!r}: {why}; add translate_train.paths.{task} "
+                                 f"or use this level only in arms without {task!r}"))
+                continue
+            missing = [lang for lang in tt.languages if lang not in info.languages]
+            if missing:
+                problems.append((("factors", "augmentation", i, "translate_train", "languages"),
+                                 f"target {task!r} has translations only for {', '.join(info.languages)}; "
+                                 f"not for {', '.join(missing)} (or give translate_train.paths.{task})"))
+    return problems

@@ -1,0 +1,109 @@
+"""The stage contract shared by the planner (xtrc) and the runtime (xtrc_runtime).
+
+A :class:`StageConfig` is everything one stage needs, resolved: no defaults left to look up,
+no reference to arms or experiments. Its key is a hash of the canonical JSON of the fields
+that determine the stage's output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from xtrc.spec import CodeSwitch, DataSource, TranslateTrain
+
+RUNTIME_MAJOR = 0
+"""Bump when the runtime's outputs change for the same inputs: every key changes with it."""
+KEY_LENGTH = 20
+"""Hex digits of sha256 kept: 80 bits, no collision in any plausible store."""
+
+StageKind = Literal["intermediate", "target", "retrieval"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hyperparameters(_Frozen):
+    """Resolved training settings for one stage (see spec.Training for the precedence)."""
+
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    grad_accum: int = 1
+    epochs: float = 3.0
+    max_steps: int | None = None
+    max_seq_length: int = 128
+    doc_stride: int = 128
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    eval_every_steps: int = 1000
+    checkpoint_every_steps: int = 500
+    checkpoint_every_minutes: float = 30.0
+    early_stopping_patience: int = 0
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+
+
+NOT_IN_KEY = frozenset({"checkpoint_every_steps", "checkpoint_every_minutes"})
+"""Hyperparameters that do not change a stage's output (resume is exact), so not in its key."""
+
+
+class Augmentation(_Frozen):
+    """The augmentation one stage applies (already filtered by the level's apply_to)."""
+
+    level: str
+    code_switch: CodeSwitch | None = None
+    translate_train: TranslateTrain | None = None
+
+
+class EvalTask(_Frozen):
+    task: str
+    languages: tuple[str, ...]
+
+
+class StageConfig(_Frozen):
+    kind: StageKind
+    key: str = ""
+    model: str = Field(description="Base model: hub id, fsspec model directory, or builtin:tiny-xlmr.")
+    init_from: str | None = Field(None, description="Upstream stage key whose model/ to start from.")
+    train_tasks: tuple[str, ...] = Field((), description="English training task(s); several = multi-task.")
+    eval_tasks: tuple[EvalTask, ...] = ()
+    hparams: Hyperparameters = Hyperparameters()
+    multitask_cap: int | None = None
+    augmentation: Augmentation | None = None
+    data: dict[str, DataSource] = Field(default_factory=dict, description="Data overrides per task.")
+    data_root: str | None = None
+    seed: int | None = Field(None, description="None for stages whose output does not depend on a seed.")
+    salt: str = ""
+    runtime_major: int = RUNTIME_MAJOR
+    store: str = Field("", description="Store root; not part of the key (the same stage may live anywhere).")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return (self.init_from,) if self.init_from else ()
+
+    def key_payload(self) -> dict[str, Any]:
+        """Everything that determines the output: the key is the hash of this."""
+        payload = self.model_dump(mode="json", exclude={"key", "store", "storage_options"})
+        payload["hparams"] = {k: v for k, v in payload["hparams"].items() if k not in NOT_IN_KEY}
+        return payload
+
+    def with_key(self) -> StageConfig:
+        return self.model_copy(update={"key": compute_key(self.key_payload())})
+
+    def to_json(self) -> str:
+        """The inline form that travels in the Job (and `xtrc-runtime run-stage --config`)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def canonical_json(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def compute_key(payload: Any) -> str:
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:KEY_LENGTH]

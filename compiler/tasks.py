@@ -1,0 +1,864 @@
+"""The task registry: every task xtrc knows, as data, defined once.
+
+Facts (languages, metrics, sources, recipes) follow ../shared/reference/domain.md; sizes are
+approximate and used only for the GPU-hour estimate. The runtime reads the same entries to
+load data, so a field named here is a field the loader really reads.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+TaskType = Literal["classification", "multiple_choice", "tagging", "qa", "retrieval"]
+Role = Literal["intermediate", "target", "source"]
+Benchmark = Literal["xtreme", "xtreme-r"]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def _empty() -> Mapping[str, str]:
+    return _EMPTY
+
+
+@dataclass(frozen=True)
+class HFSource:
+    """Where the real data lives on the Hugging Face hub, and which columns the runtime reads."""
+
+    dataset: str
+    """Hub id, e.g. ``google/xtreme``."""
+    config: str | None = None
+    """Config name; ``{lang}`` is replaced by the language code, ``{Language}`` by
+    ``config_by_language[lang]`` (e.g. ``udpos.{Language}`` → ``udpos.English``)."""
+    config_by_language: Mapping[str, str] = field(default_factory=_empty)
+    splits: Mapping[str, str] = field(default_factory=_empty)
+    """Role (``train``, ``dev``, ``test``) → split name in the dataset. A missing role means
+    the source has no such split."""
+    fields: tuple[str, ...] = ()
+    """The dataset's columns that the runtime reads (the fixture schema too)."""
+    quirks: str = ""
+    """What the loader must do beyond reading the columns (filters, stripping, label maps)."""
+
+    def config_for(self, language: str) -> str | None:
+        if self.config is None:
+            return None
+        mapped = self.config_by_language.get(language, language)
+        return self.config.replace("{Language}", mapped).replace("{lang}", language)
+
+
+@dataclass(frozen=True)
+class Translations:
+    """Machine-translated English training data that translate-train can add."""
+
+    languages: tuple[str, ...]
+    source: HFSource | None
+    """None when the translations exist only outside the hub (a user path is then required)."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The reference fine-tuning recipe for a task (XTREME's ``scripts/train_*.sh``)."""
+
+    learning_rate: float
+    epochs: float
+    batch_size: int
+    grad_accum: int
+    max_seq_length: int
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    doc_stride: int | None = None
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Approximate example counts, for the GPU-hour estimate only."""
+
+    train: int = 0
+    dev: int = 0
+    test_per_language: int = 0
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    title: str
+    type: TaskType
+    roles: frozenset[Role]
+    languages: tuple[str, ...]
+    """Evaluation languages (zero-shot) for targets; ``("en",)`` for intermediate/source tasks."""
+    xtreme_r_added: tuple[str, ...] = ()
+    """Languages XTREME-R added to this task; XTREME evaluates ``languages`` without them."""
+    metrics: tuple[str, ...] = ()
+    """Every metric the runtime computes; the first is the headline (F1 wherever defined)."""
+    xtreme_score: str = ""
+    """How the task counts in the XTREME(-R) average: a metric name, or ``em_f1_mean`` for QA."""
+    benchmarks: frozenset[Benchmark] = frozenset()
+    train_on: tuple[str, ...] = ()
+    """English training task(s), in order, for targets trained on another task's data
+    (XNLI → MNLI, XQuAD → SQuAD, XCOPA → SIQA then COPA). Empty: the task's own English train."""
+    labels: tuple[str, ...] = ()
+    num_choices: int | None = None
+    source: HFSource | None = None
+    needs_data_path: bool = False
+    """True when no public source exists (CCG): a spec must give a data path."""
+    translations: Translations | None = None
+    sizes: Sizes = field(default_factory=Sizes)
+    mean_tokens: int = 128
+    """Approximate mean subword length of one example (estimate only)."""
+    recipe: Recipe | None = None
+    notes: str = ""
+
+    def languages_for(self, benchmark: Benchmark) -> tuple[str, ...]:
+        """Evaluation languages under XTREME-R (all) or XTREME (without the XTREME-R additions)."""
+        if benchmark == "xtreme":
+            return tuple(lang for lang in self.languages if lang not in self.xtreme_r_added)
+        return self.languages
+
+    @property
+    def trains(self) -> bool:
+        """Whether a target stage fine-tunes on this task (retrieval tasks never do)."""
+        return self.type != "retrieval"
+
+    @property
+    def training_tasks(self) -> tuple[str, ...]:
+        return self.train_on or (self.name,)
+
+
+# --- the registry ------------------------------------------------------------------------
+
+_NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
+_BINARY_LABELS: tuple[str, ...] = ("0", "1")
+_PANX_LABELS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+_UPOS_LABELS: tuple[str, ...] = (
+    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
+    "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
+)
+
+_CLASSIFICATION_METRICS: tuple[str, ...] = ("f1", "accuracy")
+_MC_METRICS: tuple[str, ...] = ("accuracy",)
+_TAGGING_METRICS: tuple[str, ...] = ("f1", "precision", "recall")
+_QA_METRICS: tuple[str, ...] = ("f1", "exact_match")
+
+_QA_FIELDS: tuple[str, ...] = ("id", "title", "context", "question", "answers")
+_XQUAD_FIELDS: tuple[str, ...] = ("id", "context", "question", "answers")
+_PAIR_FIELDS: tuple[str, ...] = ("source_sentence", "target_sentence", "source_lang", "target_lang")
+_COPA_FIELDS: tuple[str, ...] = ("premise", "choice1", "choice2", "question", "label")
+_TRAIN_DEV: Mapping[str, str] = MappingProxyType({"train": "train", "dev": "validation"})
+_TRAIN_DEV_TEST: Mapping[str, str] = MappingProxyType(
+    {"train": "train", "dev": "validation", "test": "test"}
+)
+
+_XNLI_LANGS: tuple[str, ...] = (
+    "ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh",
+)
+_PAWSX_LANGS: tuple[str, ...] = ("de", "en", "es", "fr", "ja", "ko", "zh")
+_UDPOS_LANGS: tuple[str, ...] = (
+    "af", "ar", "bg", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu",
+    "id", "it", "ja", "kk", "ko", "mr", "nl", "pt", "ru", "ta", "te", "th", "tl", "tr", "ur",
+    "vi", "yo", "zh",
+    "lt", "pl", "uk", "wo", "ro",
+)
+_PANX_LANGS: tuple[str, ...] = (
+    "ar", "he", "vi", "id", "jv", "ms", "tl", "eu", "ml", "ta", "te", "af", "nl", "en", "de",
+    "el", "bn", "hi", "mr", "ur", "fa", "fr", "it", "pt", "es", "bg", "ru", "ja", "ka", "ko",
+    "th", "sw", "yo", "my", "zh", "kk", "tr", "et", "fi", "hu",
+    "qu", "pl", "uk", "az", "lt", "pa", "gu", "ro",
+)
+_XQUAD_LANGS: tuple[str, ...] = (
+    "en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi",
+    "ro",
+)
+_MLQA_LANGS: tuple[str, ...] = ("en", "es", "de", "ar", "hi", "vi", "zh")
+_TYDIQA_LANGS: tuple[str, ...] = ("en", "ar", "bn", "fi", "id", "ko", "ru", "sw", "te")
+_BUCC_LANGS: tuple[str, ...] = ("de", "fr", "ru", "zh")
+_TATOEBA_LANGS: tuple[str, ...] = (
+    "ar", "he", "vi", "id", "jv", "tl", "eu", "ml", "ta", "te", "af", "nl", "de", "el", "bn",
+    "hi", "mr", "ur", "fa", "fr", "it", "pt", "es", "bg", "ru", "ja", "ka", "ko", "th", "sw",
+    "zh", "kk", "tr", "et", "fi", "hu",
+    "az", "lt", "pl", "uk", "ro",
+)
+_XCOPA_LANGS: tuple[str, ...] = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
+_MEWSLIX_LANGS: tuple[str, ...] = (
+    "ar", "de", "en", "es", "fa", "ja", "pl", "ro", "ta", "tr", "uk",
+)
+_LAREQA_LANGS: tuple[str, ...] = (
+    "ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh",
+)
+
+_UDPOS_CONFIG_NAMES: Mapping[str, str] = MappingProxyType({
+    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
+    "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian",
+    "id": "Indonesian", "it": "Italian", "ja": "Japanese", "kk": "Kazakh", "ko": "Korean",
+    "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian", "ta": "Tamil",
+    "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
+    "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
+    "lt": "Lithuanian", "pl": "Polish", "uk": "Ukrainian", "wo": "Wolof", "ro": "Romanian",
+})
+_TATOEBA_CONFIG_NAMES: Mapping[str, str] = MappingProxyType({
+    "af": "afr", "ar": "ara", "bn": "ben", "bg": "bul", "de": "deu", "el": "ell", "es": "spa",
+    "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin",
+    "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat", "kk": "kaz",
+    "ko": "kor", "ml": "mal", "mr": "mar", "nl": "nld", "pt": "por", "ru": "rus", "sw": "swh",
+    "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl", "tr": "tur", "ur": "urd", "vi": "vie",
+    "zh": "cmn",
+    "az": "aze", "lt": "lit", "pl": "pol", "uk": "ukr", "ro": "ron",
+})
+
+# XTREME's "batch 2×16 (grad-acc)" is read as 16 examples per step with 2 accumulation steps,
+# i.e. 32 per update; "4×8" for QA likewise as 8 per step with 4 accumulation steps.
+_TAGGING_RECIPE = Recipe(
+    learning_rate=2e-5, epochs=10, batch_size=16, grad_accum=2, max_seq_length=128,
+)
+_XNLI_RECIPE = Recipe(
+    learning_rate=3e-5, epochs=5, batch_size=16, grad_accum=2, max_seq_length=128,
+)
+_PAWSX_RECIPE = Recipe(
+    learning_rate=2e-5, epochs=5, batch_size=16, grad_accum=2, max_seq_length=128,
+)
+_QA_RECIPE = Recipe(
+    learning_rate=3e-5, epochs=3, batch_size=8, grad_accum=4, max_seq_length=384,
+    warmup_ratio=0.1, weight_decay=1e-4, doc_stride=128,
+)
+_COPA_RECIPE = Recipe(
+    learning_rate=1e-5, epochs=3, batch_size=16, grad_accum=2, max_seq_length=128,
+)
+_INTERMEDIATE_RECIPE = Recipe(
+    learning_rate=1e-5, epochs=2, batch_size=4, grad_accum=8, max_seq_length=256,
+    warmup_ratio=0.1,
+)
+_INTERMEDIATE_MC_RECIPE = Recipe(
+    learning_rate=1e-5, epochs=3, batch_size=4, grad_accum=8, max_seq_length=256,
+    warmup_ratio=0.1,
+)
+_INTERMEDIATE_QA_RECIPE = Recipe(
+    learning_rate=1e-5, epochs=2, batch_size=4, grad_accum=8, max_seq_length=384,
+    warmup_ratio=0.1, doc_stride=128,
+)
+
+_QA_WARMUP_NOTE = "XTREME uses 500 warmup steps; warmup_ratio 0.1 approximates it."
+_UNVERIFIED_ID = "[unverified id]"
+
+# sizes and mean_tokens are approximate: they feed the GPU-hour estimate only.
+_TASKS: list[TaskInfo] = [
+    TaskInfo(
+        name="anli",
+        title="ANLI (Adversarial NLI, rounds 1-3)",
+        type="classification",
+        roles=frozenset({"intermediate"}),
+        languages=("en",),
+        metrics=_CLASSIFICATION_METRICS,
+        xtreme_score="accuracy",
+        labels=_NLI_LABELS,
+        source=HFSource(
+            dataset="facebook/anli",
+            splits=MappingProxyType({
+                "train": "train_r1+train_r2+train_r3",
+                "dev": "dev_r1+dev_r2+dev_r3",
+                "test": "test_r1+test_r2+test_r3",
+            }),
+            fields=("premise", "hypothesis", "label"),
+            quirks="splits are per round (train_r1, train_r2, train_r3, dev_r1, …); concatenate "
+            "the rounds named with '+'; label is a ClassLabel index "
+            "(entailment, neutral, contradiction)",
+        ),
+        sizes=Sizes(train=162865, dev=3200),
+        mean_tokens=90,
+        recipe=_INTERMEDIATE_RECIPE,
+        notes=f"{_UNVERIFIED_ID} The paper's ANLI+ adds other NLI data [unverified]; this entry is "
+        "plain ANLI r1-r3.",
+    ),
+    TaskInfo(
+        name="mnli",
+        title="MultiNLI",
+        type="classification",
+        roles=frozenset({"intermediate", "source"}),
+        languages=("en",),
+        metrics=_CLASSIFICATION_METRICS,
+        xtreme_score="accuracy",
+        labels=_NLI_LABELS,
+        source=HFSource(
+            dataset="nyu-mll/glue",
+            config="mnli",
+            splits=MappingProxyType({"train": "train", "dev": "validation_matched"}),
+            fields=("premise", "hypothesis", "label"),
+            quirks="the GLUE test split is unlabelled (label -1); dev is validation_matched; "
+            "label is a ClassLabel index (entailment, neutral, contradiction)",
+        ),
+        sizes=Sizes(train=392702, dev=9815),
+        mean_tokens=60,
+        recipe=_INTERMEDIATE_RECIPE,
+        notes=f"{_UNVERIFIED_ID} Also XNLI's English training set.",
+    ),
+    TaskInfo(
+        name="qqp",
+        title="Quora Question Pairs",
+        type="classification",
+        roles=frozenset({"intermediate"}),
+        languages=("en",),
+        metrics=_CLASSIFICATION_METRICS,
+        xtreme_score="accuracy",
+        labels=_BINARY_LABELS,
+        source=HFSource(
+            dataset="nyu-mll/glue",
+            config="qqp",
+            splits=_TRAIN_DEV,
+            fields=("question1", "question2", "label"),
+            quirks="the GLUE test split is unlabelled (label -1); label is a ClassLabel index "
+            "(0 not_duplicate, 1 duplicate)",
+        ),
+        sizes=Sizes(train=363846, dev=40430),
+        mean_tokens=40,
+        recipe=_INTERMEDIATE_RECIPE,
+        notes=_UNVERIFIED_ID,
+    ),
+    TaskInfo(
+        name="squad",
+        title="SQuAD v1.1",
+        type="qa",
+        roles=frozenset({"intermediate", "source"}),
+        languages=("en",),
+        metrics=_QA_METRICS,
+        xtreme_score="em_f1_mean",
+        source=HFSource(
+            dataset="rajpurkar/squad",
+            splits=_TRAIN_DEV,
+            fields=_QA_FIELDS,
+        ),
+        sizes=Sizes(train=87599, dev=10570),
+        mean_tokens=180,
+        recipe=_INTERMEDIATE_QA_RECIPE,
+        notes=f"{_UNVERIFIED_ID} Also the English training set of XQuAD and MLQA.",
+    ),
+    TaskInfo(
+        name="squad_v2",
+        title="SQuAD v2.0",
+        type="qa",
+        roles=frozenset({"intermediate"}),
+        languages=("en",),
+        metrics=("f1", "exact_match", "has_answer_f1", "no_answer_f1"),
+        xtreme_score="em_f1_mean",
+        source=HFSource(
+            dataset="rajpurkar/squad_v2",
+            splits=_TRAIN_DEV,
+            fields=_QA_FIELDS,
+            quirks="unanswerable questions have empty answers.text/answer_start: the model needs "
+            "the no-answer option",
+        ),
+        sizes=Sizes(train=130319, dev=11873),
+        mean_tokens=180,
+        recipe=_INTERMEDIATE_QA_RECIPE,
+        notes=_UNVERIFIED_ID,
+    ),
+    TaskInfo(
+        name="hellaswag",
+        title="HellaSwag",
+        type="multiple_choice",
+        roles=frozenset({"intermediate"}),
+        languages=("en",),
+        metrics=_MC_METRICS,
+        xtreme_score="accuracy",
+        num_choices=4,
+        source=HFSource(
+            dataset="Rowan/hellaswag",
+            splits=_TRAIN_DEV,
+            fields=("ctx", "endings", "label"),
+            quirks="label is a string index ('0'-'3'); the test split is unlabelled",
+        ),
+        sizes=Sizes(train=39905, dev=10042),
+        mean_tokens=240,
+        recipe=_INTERMEDIATE_MC_RECIPE,
+        notes=_UNVERIFIED_ID,
+    ),
+    TaskInfo(
+        name="commonsenseqa",
+        title="CommonsenseQA",
+        type="multiple_choice",
+        roles=frozenset({"intermediate"}),
+        languages=("en",),
+        metrics=_MC_METRICS,
+        xtreme_score="accuracy",
+        num_choices=5,
+        source=HFSource(
+            dataset="tau/commonsense_qa",
+            splits=_TRAIN_DEV,
+            fields=("question", "choices", "answerKey"),
+            quirks="choices is {label: [A-E], text: [...]}; answerKey is a letter A-E; the test "
+            "split is unlabelled",
+        ),
+        sizes=Sizes(train=9741, dev=1221),
+        mean_tokens=125,
+        recipe=_INTERMEDIATE_MC_RECIPE,
+        notes=_UNVERIFIED_ID,
+    ),
+    TaskInfo(
+        name="cosmosqa",
+        title="Cosmos QA",
+        type="multiple_choice",
+        roles=frozenset({"intermediate"}),
+        languages=("en",),
+        metrics=_MC_METRICS,
+        xtreme_score="accuracy",
+        num_choices=4,
+        source=HFSource(
+            dataset="allenai/cosmos_qa",
+            splits=_TRAIN_DEV,
+            fields=("context", "question", "answer0", "answer1", "answer2", "answer3", "label"),
+            quirks="label is an index 0-3; the test split is unlabelled",
+        ),
+        sizes=Sizes(train=25262, dev=2985),
+        mean_tokens=480,
+        recipe=_INTERMEDIATE_MC_RECIPE,
+        notes=_UNVERIFIED_ID,
+    ),
+    TaskInfo(
+        name="ccg",
+        title="CCG supertagging (CCGbank)",
+        type="tagging",
+        roles=frozenset({"intermediate"}),
+        languages=("en",),
+        metrics=_TAGGING_METRICS,
+        xtreme_score="f1",
+        labels=(),
+        source=None,
+        needs_data_path=True,
+        sizes=Sizes(train=39604, dev=1913),
+        mean_tokens=35,
+        recipe=_INTERMEDIATE_RECIPE,
+        notes="CCGbank is LDC-licensed, so no public source exists: give a data path with "
+        "tokens/tags records; the supertag set comes from the user's data.",
+    ),
+    TaskInfo(
+        name="siqa",
+        title="Social IQa",
+        type="multiple_choice",
+        roles=frozenset({"source"}),
+        languages=("en",),
+        metrics=_MC_METRICS,
+        xtreme_score="accuracy",
+        num_choices=3,
+        source=HFSource(
+            dataset="allenai/social_i_qa",
+            splits=_TRAIN_DEV,
+            fields=("context", "question", "answerA", "answerB", "answerC", "label"),
+            quirks="label is a 1-based string ('1'-'3') [unverified]",
+        ),
+        sizes=Sizes(train=33410, dev=1954),
+        mean_tokens=120,
+        recipe=_COPA_RECIPE,
+        notes=f"{_UNVERIFIED_ID} First English training stage of XCOPA.",
+    ),
+    TaskInfo(
+        name="copa",
+        title="COPA (SuperGLUE)",
+        type="multiple_choice",
+        roles=frozenset({"source"}),
+        languages=("en",),
+        metrics=_MC_METRICS,
+        xtreme_score="accuracy",
+        num_choices=2,
+        source=HFSource(
+            dataset="aps/super_glue",
+            config="copa",
+            splits=_TRAIN_DEV,
+            fields=_COPA_FIELDS,
+            quirks="question is 'cause' or 'effect'; the test split is unlabelled (label -1)",
+        ),
+        sizes=Sizes(train=400, dev=100),
+        mean_tokens=50,
+        recipe=_COPA_RECIPE,
+        notes=f"{_UNVERIFIED_ID} Second English training stage of XCOPA (after SIQA).",
+    ),
+    TaskInfo(
+        name="xnli",
+        title="XNLI",
+        type="classification",
+        roles=frozenset({"target"}),
+        languages=_XNLI_LANGS,
+        metrics=_CLASSIFICATION_METRICS,
+        xtreme_score="accuracy",
+        benchmarks=frozenset({"xtreme", "xtreme-r"}),
+        train_on=("mnli",),
+        labels=_NLI_LABELS,
+        source=HFSource(
+            dataset="google/xtreme",
+            config="XNLI",
+            splits=MappingProxyType({"dev": "validation", "test": "test"}),
+            fields=("language", "sentence1", "sentence2", "gold_label"),
+            quirks="one config holds all 15 languages: filter on the language column; there is no "
+            "train split (the English training data is MNLI); gold_label is a string",
+        ),
+        translations=Translations(
+            languages=tuple(lang for lang in _XNLI_LANGS if lang != "en"),
+            source=None,
+            description="XNLI-MT-1.0 (MNLI train machine-translated); provide a path",
+        ),
+        sizes=Sizes(dev=2490, test_per_language=5010),
+        mean_tokens=60,
+        recipe=_XNLI_RECIPE,
+    ),
+    TaskInfo(
+        name="pawsx",
+        title="PAWS-X",
+        type="classification",
+        roles=frozenset({"target"}),
+        languages=_PAWSX_LANGS,
+        metrics=_CLASSIFICATION_METRICS,
+        xtreme_score="accuracy",
+        benchmarks=frozenset({"xtreme"}),
+        labels=_BINARY_LABELS,
+        source=HFSource(
+            dataset="google/xtreme",
+            config="PAWS-X.{lang}",
+            splits=_TRAIN_DEV_TEST,
+            fields=("sentence1", "sentence2", "label"),
+            quirks="label is a string '0'/'1'; only PAWS-X.en's train is human data, the other "
+            "languages' train split is the machine-translated translated_train.tsv",
+        ),
+        translations=Translations(
+            languages=("de", "es", "fr", "ja", "ko", "zh"),
+            source=HFSource(
+                dataset="google/xtreme",
+                config="PAWS-X.{lang}",
+                splits=MappingProxyType({"train": "train"}),
+                fields=("sentence1", "sentence2", "label"),
+            ),
+            description="translated_train.tsv served as each language's train split",
+        ),
+        sizes=Sizes(train=49175, dev=2000, test_per_language=2000),
+        mean_tokens=70,
+        recipe=_PAWSX_RECIPE,
+    ),
+    TaskInfo(
+        name="udpos",
+        title="UD-POS (Universal Dependencies part-of-speech tagging)",
+        type="tagging",
+        roles=frozenset({"target"}),
+        languages=_UDPOS_LANGS,
+        xtreme_r_added=("lt", "pl", "uk", "wo", "ro"),
+        metrics=_TAGGING_METRICS,
+        xtreme_score="f1",
+        benchmarks=frozenset({"xtreme", "xtreme-r"}),
+        labels=_UPOS_LABELS,
+        source=HFSource(
+            dataset="google/xtreme",
+            config="udpos.{Language}",
+            config_by_language=_UDPOS_CONFIG_NAMES,
+            splits=_TRAIN_DEV_TEST,
+            fields=("tokens", "pos_tags"),
+            quirks="pos_tags is a ClassLabel index into the 17 UPOS tags; Tagalog, Thai and Yoruba "
+            "have test only and Kazakh has no validation; the script drops '_' tokens, skips "
+            "Arabic-NYUAD and keeps subtokens instead of XTREME's fused forms; the XTREME-R "
+            "additions lt, pl, uk, wo, ro (UD v2.7) are not in google/xtreme and need a data path",
+        ),
+        sizes=Sizes(train=21253, dev=3974, test_per_language=2000),
+        mean_tokens=30,
+        recipe=_TAGGING_RECIPE,
+        notes="Scored with seqeval F1 as in XTREME, not token accuracy.",
+    ),
+    TaskInfo(
+        name="panx",
+        title="PAN-X (WikiANN NER)",
+        type="tagging",
+        roles=frozenset({"target"}),
+        languages=_PANX_LANGS,
+        xtreme_r_added=("qu", "pl", "uk", "az", "lt", "pa", "gu", "ro"),
+        metrics=_TAGGING_METRICS,
+        xtreme_score="f1",
+        benchmarks=frozenset({"xtreme", "xtreme-r"}),
+        labels=_PANX_LABELS,
+        source=HFSource(
+            dataset="google/xtreme",
+            config="PAN-X.{lang}",
+            splits=_TRAIN_DEV_TEST,
+            fields=("tokens", "ner_tags"),
+            quirks="ner_tags is a ClassLabel index (O B-PER I-PER B-ORG I-ORG B-LOC I-LOC); the "
+            "XTREME-R additions qu, pl, uk, az, lt, pa, gu, ro are not in google/xtreme and come "
+            "from `wikiann` (config {lang}; hub namespace [unverified id])",
+        ),
+        sizes=Sizes(train=20000, dev=10000, test_per_language=5000),
+        mean_tokens=30,
+        recipe=_TAGGING_RECIPE,
+    ),
+    TaskInfo(
+        name="xquad",
+        title="XQuAD",
+        type="qa",
+        roles=frozenset({"target"}),
+        languages=_XQUAD_LANGS,
+        xtreme_r_added=("ro",),
+        metrics=_QA_METRICS,
+        xtreme_score="em_f1_mean",
+        benchmarks=frozenset({"xtreme", "xtreme-r"}),
+        train_on=("squad",),
+        source=HFSource(
+            dataset="google/xtreme",
+            config="XQuAD.{lang}",
+            splits=MappingProxyType({"test": "validation"}),
+            fields=_XQUAD_FIELDS,
+            quirks="the only split (validation) is the test set; context and answer text are "
+            "stripped; ro (XTREME-R) is not in google/xtreme and comes from `xquad` config "
+            "xquad.ro (hub namespace [unverified id])",
+        ),
+        translations=Translations(
+            languages=("ar", "de", "es", "hi", "vi", "zh"),
+            source=HFSource(
+                dataset="facebook/mlqa",
+                config="mlqa-translate-train.{lang}",
+                splits=MappingProxyType({"train": "train"}),
+                fields=_QA_FIELDS,
+                quirks=_UNVERIFIED_ID,
+            ),
+            description="MLQA translate-train: SQuAD v1.1 train+dev into six languages",
+        ),
+        sizes=Sizes(test_per_language=1190),
+        mean_tokens=190,
+        recipe=_QA_RECIPE,
+        notes=_QA_WARMUP_NOTE,
+    ),
+    TaskInfo(
+        name="mlqa",
+        title="MLQA",
+        type="qa",
+        roles=frozenset({"target"}),
+        languages=_MLQA_LANGS,
+        metrics=_QA_METRICS,
+        xtreme_score="em_f1_mean",
+        benchmarks=frozenset({"xtreme", "xtreme-r"}),
+        train_on=("squad",),
+        source=HFSource(
+            dataset="google/xtreme",
+            config="MLQA.{lang}.{lang}",
+            splits=MappingProxyType({"dev": "validation", "test": "test"}),
+            fields=_QA_FIELDS,
+            quirks="context language = question language; score with the MLQA script and the "
+            "answer language code",
+        ),
+        translations=Translations(
+            languages=("ar", "de", "es", "hi", "vi", "zh"),
+            source=HFSource(
+                dataset="facebook/mlqa",
+                config="mlqa-translate-train.{lang}",
+                splits=MappingProxyType({"train": "train"}),
+                fields=_QA_FIELDS,
+                quirks=_UNVERIFIED_ID,
+            ),
+            description="MLQA translate-train: SQuAD v1.1 train+dev into six languages",
+        ),
+        sizes=Sizes(test_per_language=5000),
+        mean_tokens=200,
+        recipe=_QA_RECIPE,
+        notes=_QA_WARMUP_NOTE,
+    ),
+    TaskInfo(
+        name="tydiqa",
+        title="TyDiQA-GoldP",
+        type="qa",
+        roles=frozenset({"target"}),
+        languages=_TYDIQA_LANGS,
+        metrics=_QA_METRICS,
+        xtreme_score="em_f1_mean",
+        benchmarks=frozenset({"xtreme", "xtreme-r"}),
+        source=HFSource(
+            dataset="google/xtreme",
+            config="tydiqa",
+            splits=MappingProxyType({"train": "train", "test": "validation"}),
+            fields=_QA_FIELDS,
+            quirks="all 9 languages mixed; select by id prefix (english-, arabic-, bengali-, "
+            "finnish-, indonesian-, korean-, russian-, swahili-, telugu-); the GoldP validation "
+            "split is the test set; train on the english- rows only",
+        ),
+        translations=Translations(
+            languages=tuple(lang for lang in _TYDIQA_LANGS if lang != "en"),
+            source=None,
+            description="XTREME translate-train (GCS bucket xtreme_translations); provide a path",
+        ),
+        sizes=Sizes(train=3696, test_per_language=700),
+        mean_tokens=150,
+        recipe=_QA_RECIPE,
+        notes=_QA_WARMUP_NOTE,
+    ),
+    TaskInfo(
+        name="bucc",
+        title="BUCC 2018 bitext mining",
+        type="retrieval",
+        roles=frozenset({"target"}),
+        languages=_BUCC_LANGS,
+        metrics=("f1", "precision", "recall"),
+        xtreme_score="f1",
+        benchmarks=frozenset({"xtreme"}),
+        source=HFSource(
+            dataset="google/xtreme",
+            config="bucc18.{lang}",
+            splits=MappingProxyType({"dev": "validation", "test": "test"}),
+            fields=_PAIR_FIELDS,
+            quirks="holds only the gold pairs, not the monolingual pools, so mining cannot be "
+            "reproduced from it (full data: comparable.limsi.fr/bucc2018); source_lang/target_lang "
+            "hold sentence ids; validation is the sample gold, test the training gold",
+        ),
+        sizes=Sizes(test_per_language=3000),
+        mean_tokens=40,
+        notes="No training: evaluated directly on the (intermediate) checkpoint.",
+    ),
+    TaskInfo(
+        name="tatoeba",
+        title="Tatoeba sentence retrieval",
+        type="retrieval",
+        roles=frozenset({"target"}),
+        languages=_TATOEBA_LANGS,
+        xtreme_r_added=("az", "lt", "pl", "uk", "ro"),
+        metrics=("accuracy",),
+        xtreme_score="accuracy",
+        benchmarks=frozenset({"xtreme", "xtreme-r"}),
+        source=HFSource(
+            dataset="google/xtreme",
+            config="tatoeba.{Language}",
+            config_by_language=_TATOEBA_CONFIG_NAMES,
+            splits=MappingProxyType({"test": "validation"}),
+            fields=_PAIR_FIELDS,
+            quirks="lines keep a trailing newline: strip; source_sentence is the non-English side, "
+            "target_sentence English (the query side); the XTREME-R additions az, lt, pl, uk, ro "
+            "(aze, lit, pol, ukr, ron [unverified]) are not in google/xtreme and need a data path",
+        ),
+        sizes=Sizes(test_per_language=1000),
+        mean_tokens=20,
+        notes="No training: evaluated directly on the (intermediate) checkpoint. English is the "
+        "query side; languages lists the non-English side.",
+    ),
+    TaskInfo(
+        name="xcopa",
+        title="XCOPA",
+        type="multiple_choice",
+        roles=frozenset({"target"}),
+        languages=_XCOPA_LANGS,
+        metrics=_MC_METRICS,
+        xtreme_score="accuracy",
+        benchmarks=frozenset({"xtreme-r"}),
+        train_on=("siqa", "copa"),
+        num_choices=2,
+        source=HFSource(
+            dataset="cambridgeltl/xcopa",
+            config="{lang}",
+            splits=MappingProxyType({"dev": "validation", "test": "test"}),
+            fields=_COPA_FIELDS,
+            quirks="question is 'cause' or 'effect'",
+        ),
+        sizes=Sizes(dev=100, test_per_language=500),
+        mean_tokens=50,
+        recipe=_COPA_RECIPE,
+        notes=f"{_UNVERIFIED_ID} Trained on SIQA, then COPA (XTREME scripts/train_xcopa.sh).",
+    ),
+    TaskInfo(
+        name="mewslix",
+        title="Mewsli-X entity linking",
+        type="retrieval",
+        roles=frozenset({"target"}),
+        languages=_MEWSLIX_LANGS,
+        metrics=("mrr@20",),
+        xtreme_score="mrr@20",
+        benchmarks=frozenset({"xtreme-r"}),
+        source=None,
+        needs_data_path=True,
+        sizes=Sizes(test_per_language=2500),
+        mean_tokens=64,
+        notes="Not on the hub: Mewsli-X comes from google-research/"
+        "dense_representations_for_entity_retrieval (mel) and must be prepared into JSONL "
+        "(Mention/Context/Entity records) at a path. English training pairs: "
+        "wikipedia_pairs-train.jsonl.",
+    ),
+    TaskInfo(
+        name="lareqa",
+        title="LAReQA (XQuAD-R)",
+        type="retrieval",
+        roles=frozenset({"target"}),
+        languages=_LAREQA_LANGS,
+        metrics=("map@20",),
+        xtreme_score="map@20",
+        benchmarks=frozenset({"xtreme-r"}),
+        source=None,
+        needs_data_path=True,
+        sizes=Sizes(test_per_language=1190),
+        mean_tokens=48,
+        notes="Not on the hub: XQuAD-R comes from google-research-datasets/lareqa "
+        "(xquad-r/{lang}.json) and must be provided at a path. XTREME-R trains a dual encoder on "
+        "SQuAD v1.1; scored in evaluate_retrieval.py, not evaluate.py.",
+    ),
+]
+
+TASKS: Mapping[str, TaskInfo] = MappingProxyType({t.name: t for t in _TASKS})
+
+ALIASES: Mapping[str, str] = MappingProxyType({
+    "pan-x": "panx",
+    "wikiann": "panx",
+    "ner": "panx",
+    "ud-pos": "udpos",
+    "pos": "udpos",
+    "paws-x": "pawsx",
+    "tydiqa-goldp": "tydiqa",
+    "tydi": "tydiqa",
+    "mewsli-x": "mewslix",
+    "squad1.1": "squad",
+    "squad_v1": "squad",
+    "squad-v1": "squad",
+    "squad2": "squad_v2",
+    "squad-v2": "squad_v2",
+    "squad_v2.0": "squad_v2",
+    "commonsense_qa": "commonsenseqa",
+    "csqa": "commonsenseqa",
+    "cosmos_qa": "cosmosqa",
+    "social_i_qa": "siqa",
+    "bucc2018": "bucc",
+    "bucc18": "bucc",
+    "anli+": "anli",
+})
+"""Other spellings users write → canonical task name."""
+
+GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "xtreme-r": (
+        "xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba", "mewslix",
+        "lareqa",
+    ),
+    "xtreme": ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc", "tatoeba"),
+    "phang2020": (
+        "anli", "mnli", "qqp", "squad", "squad_v2", "hellaswag", "commonsenseqa", "cosmosqa", "ccg",
+    ),
+    "xtreme-r-classification": ("xnli", "xcopa"),
+    "xtreme-r-tagging": ("udpos", "panx"),
+    "xtreme-r-qa": ("xquad", "mlqa", "tydiqa"),
+    "xtreme-r-retrieval": ("tatoeba", "mewslix", "lareqa"),
+})
+"""Group names usable wherever a list of tasks is expected."""
+
+
+def resolve(name: str) -> str:
+    """Canonical task name for ``name`` (case-insensitive, aliases allowed); KeyError if unknown."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in TASKS:
+        raise KeyError(name)
+    return key
+
+
+def expand(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Canonical task names for a list of task and group names, in order, without repeats."""
+    out: list[str] = []
+    for name in names:
+        members = GROUPS.get(name.strip().lower())
+        for task in members if members is not None else (resolve(name),):
+            if task not in out:
+                out.append(task)
+    return out
+
+
+def suggest(name: str) -> str | None:
+    """The closest known task or group name, for a did-you-mean."""
+    known = list(TASKS) + list(ALIASES) + list(GROUPS)
+    close = difflib.get_close_matches(name.strip().lower(), known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def get(name: str) -> TaskInfo:
+    return TASKS[resolve(name)]
