@@ -102,6 +102,8 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             plan = build(load(path))
         except SpecError as exc:
+            if os.environ.get("XTRC_DEBUG") == "1":
+                raise
             failed = True
             print(exc, file=sys.stderr)
             continue

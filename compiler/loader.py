@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from xtrc import tasks
 from xtrc.errors import Issue, SpecError, format_path
 from xtrc.spec import Experiment, cross_check
 from xtrc.yamlsafe import Document, Loc, YamlError, parse
@@ -46,8 +47,33 @@ def load_text(text: str, filename: str = "<spec>") -> Experiment:
 
 
 def _issue(doc: Document, filename: str, loc: Loc, message: str, *, key: bool = False) -> Issue:
+    loc = _as_written(doc.data, loc)
     pos = doc.position(loc, key=key)
     return Issue(filename, pos.line, pos.column, format_path(loc), message)
+
+
+def _as_written(data: Any, loc: Loc) -> Loc:
+    """Map a path through canonicalised mapping keys (task aliases: ``pan-x`` → ``panx``) back
+    to the keys the file holds, so positions and paths name what the user wrote."""
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(data, dict) and isinstance(part, str) and part not in data:
+            part = next((k for k in data if _canonical(k) == part), part)
+        out.append(part)
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            data = None
+    return tuple(out)
+
+
+def _canonical(key: str) -> str:
+    try:
+        return tasks.resolve(key)
+    except KeyError:
+        return key
 
 
 def _issue_from_pydantic(err: Any, doc: Document, filename: str) -> Issue:

@@ -86,8 +86,8 @@ def build(exp: Experiment) -> Plan:
         "storage_options": dict(exp.storage.options),
     }
     plan = Plan(exp, expand_arms(exp), {}, {})
-    trained = [t for t in exp.targets if tasks.TASKS[t].trains]
-    retrieval = [t for t in exp.targets if not tasks.TASKS[t].trains]
+    trained = [t for t in exp.target_tasks if tasks.TASKS[t].trains]
+    retrieval = [t for t in exp.target_tasks if not tasks.TASKS[t].trains]
     target_hparams = {t: _resolve(exp, t) for t in trained}
 
     def add(config: StageConfig, arm: Arm) -> str:
@@ -105,11 +105,11 @@ def build(exp: Experiment) -> Plan:
             plan.naive_stage_count += 1
             init_from = add(StageConfig(
                 kind="intermediate",
-                train_tasks=tuple(level.tasks),
+                train_tasks=tuple(level.task_names),
                 hparams=_resolve_intermediate(exp, level),
-                multitask_cap=level.sampling.cap if len(level.tasks) > 1 else None,
+                multitask_cap=level.sampling.cap if len(level.task_names) > 1 else None,
                 augmentation=_augmentation(arm.augmentation, "intermediate"),
-                data=_data_for(exp, level.tasks),
+                data=_data_for(exp, level.task_names),
                 seed=seed,
                 **common,
             ), arm)
@@ -199,12 +199,13 @@ def _resolve(exp: Experiment, task: str) -> Hyperparameters:
 def _resolve_intermediate(exp: Experiment, level: IntermediateLevel) -> Hyperparameters:
     """One task: as a target task, then level.training. Several: the recipes merged
     conservatively (smallest learning rate, longest sequence), then defaults, then level.training."""
-    if len(level.tasks) == 1:
-        base = _resolve(exp, level.tasks[0]).model_dump()
+    names = level.task_names
+    if len(names) == 1:
+        base = _resolve(exp, names[0]).model_dump()
         return Hyperparameters(**_overrides(base, level.training))
     merged: dict[str, Any] = {}
     if exp.training.recipe == "xtreme":
-        recipes = [_recipe(t) for t in level.tasks]
+        recipes = [_recipe(t) for t in names]
         for name, pick in (("learning_rate", min), ("max_seq_length", max), ("doc_stride", max),
                            ("epochs", min), ("warmup_ratio", max)):
             values = [r[name] for r in recipes if name in r]

@@ -26,7 +26,7 @@ def plan_summary(plan: Plan, done: set[str] | None) -> dict[str, Any]:
             for a in plan.arms
         ],
         "seeds": list(exp.seeds),
-        "targets": list(exp.targets),
+        "targets": exp.target_tasks,
         "stages": {
             "total": len(plan.stages),
             "by_kind": plan.count_by_kind(),
@@ -72,7 +72,7 @@ def print_plan(plan: Plan, done: set[str] | None) -> None:
     exp = plan.experiment
     console = Console()
     console.print(f"[bold]{exp.metadata.name}[/]: {len(plan.arms)} arms x {len(exp.seeds)} seeds x "
-                  f"{len(exp.targets)} targets ({', '.join(exp.targets)}); model {exp.model}")
+                  f"{len(exp.target_tasks)} targets ({', '.join(exp.target_tasks)}); model {exp.model}")
 
     arms = Table(title="Arms")
     for column in ("arm", "intermediate", "augmentation", ""):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,22 @@ _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def q(value: Any) -> str:
     """Any value as a single-line YAML flow node that reads back equal to it."""
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, (str, int, float)):  # bool is an int
+        return _q_scalar(value)
+    return _yaml_safe(_ENCODER.encode(value))
+
+
+@lru_cache(maxsize=4096, typed=True)  # typed: True and 1 must not share an entry
+def _q_scalar(value: str | int | float) -> str:
+    return _yaml_safe(_ENCODER.encode(value))
+
+
+def _yaml_safe(text: str) -> str:
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
@@ -88,9 +101,19 @@ class Renderer:
         out = [self._checked(self.template("networkpolicy.yaml.j2").render(context.network_policy()),
                              "NetworkPolicy", context.network_policy_name)]
         job = self.template("stage-job.yaml.j2")
+        shape: int | None = None
         for stage in plan.stages.values():
             values = context.stage(stage)
-            out.append(self._checked(job.render(values), "Job", values["name"]))
+            text = job.render(values)
+            if shape is None:
+                out.append(self._checked(text, "Job", values["name"]))
+                shape = text.count("\n")
+            else:
+                # Every per-stage value is single-line JSON and the template's conditionals depend
+                # only on shared values, so each Job has the first one's line structure. A line
+                # count that differs means a value broke out: check that Job in full.
+                out.append(Manifest("Job", values["name"], text) if text.count("\n") == shape
+                           else self._checked(text, "Job", values["name"]))
         return out
 
     def _checked(self, text: str, kind: str, name: str) -> Manifest:

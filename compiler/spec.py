@@ -16,7 +16,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
 )
 from pydantic_core import PydanticCustomError
 
@@ -45,44 +44,57 @@ _CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "sas")
 
 BUILTIN_MODELS = ("builtin:tiny-xlmr",)
 
-DnsLabel = Annotated[str, StringConstraints(pattern=_DNS_LABEL, max_length=63)]
-DnsSubdomain = Annotated[str, StringConstraints(pattern=_DNS_SUBDOMAIN, max_length=253)]
+def _matching(pattern: str, max_length: int, what: str) -> AfterValidator:
+    """A string rule whose error says in words what is allowed (not the regex)."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if len(value) > max_length or not compiled.fullmatch(value):
+            raise PydanticCustomError(
+                "format", "'{value}' must be {what}, at most {max_length} characters",
+                {"value": value, "what": what, "max_length": max_length},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+_DNS_WORDS = "a DNS-1123 name: lowercase letters, digits and '-', starting and ending with a letter or digit"
+DnsLabel = Annotated[str, _matching(_DNS_LABEL, 63, _DNS_WORDS)]
+DnsSubdomain = Annotated[str, _matching(_DNS_SUBDOMAIN, 253, _DNS_WORDS + " ('.' allowed)")]
 Quantity = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v),
-                     StringConstraints(pattern=_QUANTITY)]
-LevelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", max_length=40)]
-Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+                     _matching(_QUANTITY, 64, "a Kubernetes quantity such as 8, 500m, 64Gi or 16G")]
+LevelName = Annotated[str, _matching(r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", 40,
+                                     "a level name: lowercase letters, digits, '-' and '_'")]
+Language = Annotated[str, _matching(r"^[a-z]{2,3}$", 3, "an ISO 639 language code such as de or haw")]
+QualifiedName = Annotated[str, _matching(_QUALIFIED_NAME, 316, "a Kubernetes qualified name such as nvidia.com/gpu")]
+LabelValue = Annotated[str, _matching(_LABEL_VALUE, 63, "a Kubernetes label value")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def _task_or_group(value: str) -> str:
+    """A canonical task name, or a group name (``xtreme-r``, ``phang2020``) kept as written so
+    errors point at the list item the user wrote; :func:`xtrc.tasks.expand` expands it."""
+    if value.strip().lower() in tasks.GROUPS:
+        return value.strip().lower()
+    return _task_name(value)
+
+
 def _task_name(value: str) -> str:
-    """Accept a task name or alias (canonicalised); groups are expanded where lists allow them."""
+    """Accept a task name or alias (canonicalised)."""
     try:
         return tasks.resolve(value)
     except KeyError:
         hint = tasks.suggest(value)
         raise PydanticCustomError(
             "unknown_task",
-            "unknown task {name!r}{hint}",
-            {"name": value, "hint": f"; did you mean {hint!r}?" if hint else "; see `xtrc tasks`"},
+            "unknown task '{name}'{hint}",
+            {"name": value, "hint": f"; did you mean '{hint}'?" if hint else "; see `xtrc tasks`"},
         ) from None
 
 
-def _task_list(value: Any) -> Any:
-    """Expand group names (``xtreme-r``, ``phang2020``) in a list of tasks; unknown names pass on
-    to the item validator, which reports them with their index."""
-    if not isinstance(value, list):
-        return value
-    out: list[Any] = []
-    for item in value:
-        group = tasks.GROUPS.get(item.strip().lower()) if isinstance(item, str) else None
-        for name in group if group is not None else (item,):
-            if name not in out:
-                out.append(name)
-    return out
-
-
 TaskName = Annotated[str, AfterValidator(_task_name)]
-TaskList = Annotated[list[TaskName], BeforeValidator(_task_list)]
+TaskList = list[Annotated[str, AfterValidator(_task_or_group)]]
 
 
 def _duration(value: Any) -> Any:
@@ -92,12 +104,12 @@ def _duration(value: Any) -> Any:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        match = _DURATION.match(value.strip())
+        match = _DURATION.fullmatch(value.strip())
         if match and any(match.groups()):
             d, h, m, s = (int(g or 0) for g in match.groups())
             return ((d * 24 + h) * 60 + m) * 60 + s
         raise PydanticCustomError(
-            "duration", "{value!r} is not a duration; write seconds or e.g. 30m, 24h, 7d, 1h30m", {"value": value}
+            "duration", "'{value}' is not a duration; write seconds or e.g. 30m, 24h, 7d, 1h30m", {"value": value}
         )
     return value
 
@@ -106,11 +118,12 @@ Duration = Annotated[int, BeforeValidator(_duration), Field(gt=0)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML already types its scalars, so `gpus: true` or `seeds: ["1"]` is a mistake to report
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Metadata(_Model):
-    name: Annotated[str, StringConstraints(pattern=_DNS_LABEL, max_length=MAX_NAME)] = Field(
+    name: Annotated[str, _matching(_DNS_LABEL, MAX_NAME, _DNS_WORDS)] = Field(
         description=f"DNS-1123 label, at most {MAX_NAME} characters (it prefixes every Job name)."
     )
     description: str = ""
@@ -121,22 +134,21 @@ def _store_uri(value: str) -> str:
     if scheme not in STORE_SCHEMES:
         raise PydanticCustomError(
             "store_scheme",
-            "unsupported store scheme {scheme!r}; use one of {allowed}",
+            "unsupported store scheme '{scheme}'; use one of {allowed}",
             {"scheme": scheme, "allowed": ", ".join(f"{s}://" for s in STORE_SCHEMES)},
         )
     return value
 
 
-def _no_credentials(value: dict[str, Any]) -> dict[str, Any]:
-    for key in value:
-        if any(word in key.lower() for word in _CREDENTIAL_WORDS):
-            raise PydanticCustomError(
-                "credential_in_spec",
-                "option {key!r} looks like a credential; credentials never go in a spec: "
-                "put them in a Kubernetes Secret and name it in storage.secret",
-                {"key": key},
-            )
-    return value
+def _not_a_credential(key: str) -> str:
+    if any(word in key.lower() for word in _CREDENTIAL_WORDS):
+        raise PydanticCustomError(
+            "credential_in_spec",
+            "option '{key}' looks like a credential; credentials never go in a spec: "
+            "put them in a Kubernetes Secret and name it in storage.secret",
+            {"key": key},
+        )
+    return key
 
 
 class Storage(_Model):
@@ -146,7 +158,7 @@ class Storage(_Model):
     secret: DnsSubdomain | None = Field(
         None, description="Kubernetes Secret holding the store credentials, mounted into stage pods as files."
     )
-    options: Annotated[dict[str, str | int | float | bool], AfterValidator(_no_credentials)] = Field(
+    options: dict[Annotated[str, AfterValidator(_not_a_credential)], str | int | float | bool] = Field(
         default_factory=dict, description="Non-secret fsspec options, e.g. endpoint_url."
     )
 
@@ -208,6 +220,11 @@ class IntermediateLevel(_Model):
     @property
     def is_none(self) -> bool:
         return not self.tasks
+
+    @property
+    def task_names(self) -> list[str]:
+        """The tasks, groups expanded."""
+        return tasks.expand(self.tasks)
 
 
 class CodeSwitch(_Model):
@@ -294,15 +311,12 @@ class Estimate(_Model):
 
 class Compute(_Model):
     gpus: Annotated[int, Field(ge=0, le=64)] = 1
-    gpu_resource: Annotated[str, StringConstraints(pattern=_QUALIFIED_NAME, max_length=253)] = "nvidia.com/gpu"
+    gpu_resource: QualifiedName = "nvidia.com/gpu"
     cpu: Quantity = "8"
     memory: Quantity = "64Gi"
     shm_size: Quantity = "16Gi"
     scratch_size: Quantity = "100Gi"
-    node_selector: dict[
-        Annotated[str, StringConstraints(pattern=_QUALIFIED_NAME, max_length=316)],
-        Annotated[str, StringConstraints(pattern=_LABEL_VALUE, max_length=63)],
-    ] = Field(default_factory=dict)
+    node_selector: dict[QualifiedName, LabelValue] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
     affinity: dict[str, Any] | None = Field(None, description="A Kubernetes Affinity object, passed through.")
     priority_class: DnsSubdomain | None = None
@@ -318,24 +332,24 @@ class Compute(_Model):
 
 
 def _model_ref(value: str) -> str:
-    if value in BUILTIN_MODELS or _URI.match(value) or _HUB_ID.match(value):
+    if value in BUILTIN_MODELS or _URI.fullmatch(value) or _HUB_ID.fullmatch(value):
         return value
     if value.startswith("builtin:"):
         raise PydanticCustomError(
-            "model_ref", "unknown built-in model {value!r}; built-ins: {known}",
+            "model_ref", "unknown built-in model '{value}'; built-ins: {known}",
             {"value": value, "known": ", ".join(BUILTIN_MODELS)},
         )
     raise PydanticCustomError(
         "model_ref",
-        "{value!r} is neither a Hugging Face id (org/name), an fsspec URI of a model directory, "
+        "'{value}' is neither a Hugging Face id (org/name), an fsspec URI of a model directory, "
         "nor a built-in ({known})",
         {"value": value, "known": ", ".join(BUILTIN_MODELS)},
     )
 
 
 def _image_ref(value: str) -> str:
-    if not _IMAGE.match(value) or len(value) > 255:
-        raise PydanticCustomError("image_ref", "{value!r} is not a container image reference", {"value": value})
+    if not _IMAGE.fullmatch(value) or len(value) > 255:
+        raise PydanticCustomError("image_ref", "'{value}' is not a container image reference", {"value": value})
     return value
 
 
@@ -374,22 +388,32 @@ class Experiment(_Model):
     compute: Compute = Compute()
     salt: str = Field("", description="Any text; changing it gives every stage a new key (forces a rerun).")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    @property
+    def target_tasks(self) -> list[str]:
+        """The targets, groups expanded."""
+        return tasks.expand(self.targets)
 
 
 Loc = tuple[str | int, ...]
 
 
+def _members(written: list[str]) -> list[tuple[int, str]]:
+    """(index as written, task) for a task list whose items may be groups."""
+    return [(j, task) for j, name in enumerate(written) for task in tasks.expand([name])]
+
+
 def cross_check(exp: Experiment) -> list[tuple[Loc, str]]:
-    """Rules that span fields; each problem comes with the field to change."""
+    """Rules that span fields; each problem comes with the field to change (as written)."""
     problems: list[tuple[Loc, str]] = []
     levels = {"intermediate": exp.factors.intermediate, "augmentation": exp.factors.augmentation}
     for factor, items in levels.items():
         seen: dict[str, int] = {}
         for i, level in enumerate(items):
             if level.name in seen:
-                problems.append(((("factors", factor, i, "name")),
-                                 f"level name {level.name!r} repeats level {seen[level.name]}; names must be unique"))
+                problems.append((("factors", factor, i, "name"),
+                                 f"level name '{level.name}' repeats level {seen[level.name]}; names must be unique"))
             seen[level.name] = i
 
     for i, level in enumerate(exp.factors.intermediate):
@@ -397,27 +421,28 @@ def cross_check(exp: Experiment) -> list[tuple[Loc, str]]:
             problems.append((("factors", "intermediate", i, "name"), "the level named 'none' must have no tasks"))
         if not level.tasks and level.name != "none":
             problems.append((("factors", "intermediate", i, "tasks"),
-                             f"level {level.name!r} has no tasks; list tasks or name it 'none'"))
-        for j, task in enumerate(level.tasks):
-            info = tasks.TASKS[task]
-            if not ({"intermediate", "source"} & info.roles):
+                             f"level '{level.name}' has no tasks; list tasks or name it 'none'"))
+        for j, task in _members(level.tasks):
+            if not ({"intermediate", "source"} & tasks.TASKS[task].roles):
                 problems.append((("factors", "intermediate", i, "tasks", j),
-                                 f"{task!r} is a target task, not an intermediate task; intermediate tasks: "
+                                 f"'{task}' is a target task, not an intermediate task; intermediate tasks: "
                                  + ", ".join(tasks.GROUPS["phang2020"])))
     for i, level in enumerate(exp.factors.augmentation):
         if level.name == "none" and not level.is_none:
             problems.append((("factors", "augmentation", i, "name"), "the level named 'none' must have no methods"))
         if level.is_none and level.name != "none":
             problems.append((("factors", "augmentation", i),
-                             f"level {level.name!r} has no method; add code_switch or translate_train, or name it 'none'"))
+                             f"level '{level.name}' has no method; add code_switch or translate_train, "
+                             "or name it 'none'"))
 
-    for j, task in enumerate(exp.targets):
+    for j, task in _members(exp.targets):
         if "target" not in tasks.TASKS[task].roles:
-            problems.append((("targets", j), f"{task!r} is not a target task; targets: "
+            problems.append((("targets", j), f"'{task}' is not a target task; targets: "
                              + ", ".join(tasks.GROUPS["xtreme-r"]) + ", pawsx, bucc"))
 
     if exp.arms is not None and exp.design != "arms":
-        problems.append((("design",), "arms: is given, so set design: arms (or remove arms: for a factorial design)"))
+        where = ("design",) if "design" in exp.model_fields_set else ("arms",)
+        problems.append((where, "arms: is given, so set design: arms (or remove arms: for a factorial design)"))
     if exp.design == "arms" and not exp.arms:
         problems.append((("arms",), "design: arms needs a non-empty arms: list"))
     if exp.design == "arms" and exp.arms:
@@ -427,40 +452,41 @@ def cross_check(exp: Experiment) -> list[tuple[Loc, str]]:
                 ref = getattr(arm, factor)
                 if ref not in names[factor]:
                     close = difflib.get_close_matches(ref, sorted(names[factor]), n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else f"; levels: {', '.join(sorted(names[factor]))}"
-                    problems.append((("arms", i, factor), f"no {factor} level named {ref!r}{hint}"))
+                    hint = f"; did you mean '{close[0]}'?" if close else f"; levels: {', '.join(sorted(names[factor]))}"
+                    problems.append((("arms", i, factor), f"no {factor} level named '{ref}'{hint}"))
 
+    targets = exp.target_tasks
     arm_count = len(exp.arms or []) if exp.design == "arms" else (
         len(exp.factors.intermediate) * len(exp.factors.augmentation))
     if arm_count > MAX_ARMS:
         problems.append((("factors",), f"the design has {arm_count} arms, more than the limit of {MAX_ARMS}"))
-    naive_stages = arm_count * len(exp.seeds) * (len(exp.targets) + 1)
+    naive_stages = arm_count * len(exp.seeds) * (len(targets) + 1)
     if naive_stages > MAX_STAGES:
-        problems.append((("factors",), f"{arm_count} arms x {len(exp.seeds)} seeds x {len(exp.targets)} targets "
+        problems.append((("factors",), f"{arm_count} arms x {len(exp.seeds)} seeds x {len(targets)} targets "
                                        f"may need up to {naive_stages} stages, more than the limit of {MAX_STAGES}"))
 
     for task, langs in exp.languages.items():
         known = tasks.TASKS[task].languages_for(exp.benchmark)
         for j, lang in enumerate(langs):
             if lang not in known:
-                problems.append((("languages", task, j), f"{task!r} has no language {lang!r} in {exp.benchmark}; "
+                problems.append((("languages", task, j), f"'{task}' has no language '{lang}' in {exp.benchmark}; "
                                                           f"its languages: {' '.join(known)}"))
 
     # Tasks without a public source need a data path.
     used: dict[str, Loc] = {}
-    for j, task in enumerate(exp.targets):
+    for j, task in _members(exp.targets):
         for name in (task, *tasks.TASKS[task].train_on):
             used.setdefault(name, ("targets", j))
     for i, level in enumerate(exp.factors.intermediate):
-        for j, task in enumerate(level.tasks):
+        for j, task in _members(level.tasks):
             used.setdefault(task, ("factors", "intermediate", i, "tasks", j))
     for task, loc in used.items():
         if tasks.TASKS[task].needs_data_path and not exp.data.has_path(task):
-            problems.append((loc, f"{task!r} has no public data source ({tasks.TASKS[task].notes or 'none'}); "
+            problems.append((loc, f"'{task}' has no public data source ({tasks.TASKS[task].notes or 'none'}); "
                                   f"set data.tasks.{task}.path (or data.root) to your copy"))
 
     # translate-train needs translations for every trained target it applies to.
-    trained_targets = [t for t in exp.targets if tasks.TASKS[t].trains]
+    trained_targets = [t for t in targets if tasks.TASKS[t].trains]
     for i, level in enumerate(exp.factors.augmentation):
         tt = level.translate_train
         if tt is None or level.apply_to == "intermediate":
@@ -473,12 +499,12 @@ def cross_check(exp: Experiment) -> list[tuple[Loc, str]]:
                 why = "no public translate-train data exists" if info is None else (
                     f"its translations ({info.description}) are not on the hub")
                 problems.append((("factors", "augmentation", i, "translate_train"),
-                                 f"target {task!r}: {why}; add translate_train.paths.{task} "
-                                 f"or use this level only in arms without {task!r}"))
+                                 f"target '{task}': {why}; add translate_train.paths.{task} "
+                                 f"or use this level only in arms without '{task}'"))
                 continue
             missing = [lang for lang in tt.languages if lang not in info.languages]
             if missing:
                 problems.append((("factors", "augmentation", i, "translate_train", "languages"),
-                                 f"target {task!r} has translations only for {', '.join(info.languages)}; "
+                                 f"target '{task}' has translations only for {', '.join(info.languages)}; "
                                  f"not for {', '.join(missing)} (or give translate_train.paths.{task})"))
     return problems

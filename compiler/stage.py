@@ -2,16 +2,15 @@
 
 A :class:`StageConfig` is everything one stage needs, resolved: no defaults left to look up,
 no reference to arms or experiments. Its key is a hash of the canonical JSON of the fields
-that determine the stage's output.
+that determine the stage's output (:meth:`StageConfig.key_payload`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from xtrc.spec import CodeSwitch, DataSource, TranslateTrain
 
@@ -83,27 +82,32 @@ class StageConfig(_Frozen):
     store: str = Field("", description="Store root; not part of the key (the same stage may live anywhere).")
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("data", "storage_options")
+    @classmethod
+    def _sorted(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return dict(sorted(value.items()))
+
     @property
     def upstream(self) -> tuple[str, ...]:
         return (self.init_from,) if self.init_from else ()
 
-    def key_payload(self) -> dict[str, Any]:
-        """Everything that determines the output: the key is the hash of this."""
-        payload = self.model_dump(mode="json", exclude={"key", "store", "storage_options"})
-        payload["hparams"] = {k: v for k, v in payload["hparams"].items() if k not in NOT_IN_KEY}
-        return payload
+    def key_payload(self) -> str:
+        """Canonical JSON of everything that determines the output (fields in declaration
+        order, mappings sorted): the key is its hash."""
+        return self.model_dump_json(exclude=_KEY_EXCLUDE)
 
     def with_key(self) -> StageConfig:
         return self.model_copy(update={"key": compute_key(self.key_payload())})
 
     def to_json(self) -> str:
         """The inline form that travels in the Job (and `xtrc-runtime run-stage --config`)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return self.model_dump_json()
 
 
-def canonical_json(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_KEY_EXCLUDE: dict[str, Any] = {
+    "key": True, "store": True, "storage_options": True, "hparams": {name: True for name in NOT_IN_KEY},
+}
 
 
-def compute_key(payload: Any) -> str:
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:KEY_LENGTH]
+def compute_key(payload: str) -> str:
+    return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LENGTH]

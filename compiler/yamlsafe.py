@@ -69,51 +69,55 @@ class Document:
         return Position(1, 1)
 
 
-def _pos(node: yaml.Node) -> Position:
+def _pos(node: yaml.Node | yaml.Token) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
     value: str = node.value
-    if node.style is not None:  # quoted or block scalar: always a string
+    if node.style:  # quoted or block scalar: always a string (plain is None, or "" from libyaml)
         return value
-    if _NULL.match(value):
+    if _NULL.fullmatch(value):
         return None
     if value in _BOOL:
         return _BOOL[value]
-    if _INT.match(value):
+    if _INT.fullmatch(value):
         return int(value)
-    if _OCT.match(value):
+    if _OCT.fullmatch(value):
         return int(value[2:], 8)
-    if _HEX.match(value):
+    if _HEX.fullmatch(value):
         return int(value[2:], 16)
-    if _FLOAT.match(value):
+    if _FLOAT.fullmatch(value):
         return float(value)
-    if _INF.match(value):
+    if _INF.fullmatch(value):
         return -math.inf if value.startswith("-") else math.inf
-    if _NAN.match(value):
+    if _NAN.fullmatch(value):
         return math.nan
     return value
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, tags: dict[Position, str]) -> None:
+        self.tags = tags
         self.count = 0
         self.values: dict[Loc, Position] = {}
         self.keys: dict[Loc, Position] = {}
 
     def build(self, node: yaml.Node, loc: Loc, depth: int) -> Any:
         self.count += 1
-        if self.count > MAX_NODES:
-            raise YamlError(
-                f"the document expands to more than {MAX_NODES} values; "
-                "anchors/aliases that multiply (an alias bomb) are refused",
-                _pos(node),
-                loc,
-            )
-        if depth > MAX_DEPTH:
-            raise YamlError(f"nesting deeper than {MAX_DEPTH} levels (a recursive alias?)", _pos(node), loc)
+        if self.count > MAX_NODES or depth > MAX_DEPTH:
+            # Through an alias, `node` stands where its anchor was defined; the top-level key
+            # being built is where the expansion was written.
+            where = loc[:1]
+            what = (f"the document expands to more than {MAX_NODES} values; anchors/aliases that "
+                    "multiply (an alias bomb) are refused" if self.count > MAX_NODES
+                    else f"nesting deeper than {MAX_DEPTH} levels (a recursive alias?)")
+            raise YamlError(what, self.keys.get(where) or self.values.get(where) or _pos(node), where)
         self.values.setdefault(loc, _pos(node))
+        tag = self.tags.get(_pos(node))
+        if tag is not None:
+            raise YamlError(f"YAML tags such as {tag!r} are not allowed in specs; quote the value instead",
+                            _pos(node), loc)
         if isinstance(node, yaml.ScalarNode):
             if node.tag != _STR_TAG:
                 raise YamlError(f"YAML tags such as {node.tag!r} are not allowed in specs", _pos(node), loc)
@@ -130,7 +134,7 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
                 raise YamlError("mapping keys must be plain strings", _pos(key_node), loc)
             key = _scalar(key_node)
-            if key == "<<" and key_node.style is None:
+            if key == "<<" and not key_node.style:
                 raise YamlError("merge keys (<<) are not supported; write the fields out", _pos(key_node), loc)
             if not isinstance(key, str):
                 raise YamlError(
@@ -153,6 +157,10 @@ class _Builder:
 def parse(text: str) -> Document:
     """Parse one YAML document into plain data with positions; YamlError on anything refused."""
     try:
+        # Explicit tags are found in the token stream: once composed, `!!str 3` cannot be told
+        # from plain `3`. A tagged node starts where its tag does.
+        tags = {_pos(t): (t.value[0] or "") + t.value[1] for t in yaml.scan(text, Loader=_Loader)
+                if isinstance(t, yaml.TagToken)}
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -164,6 +172,8 @@ def parse(text: str) -> Document:
         raise YamlError("a spec file holds one YAML document; found several (---)", _pos(nodes[1]))
     if not nodes or nodes[0] is None:
         raise YamlError("the file is empty", Position(1, 1))
-    builder = _Builder()
+    builder = _Builder(tags)
     data = builder.build(nodes[0], (), 0)
+    if data is None:
+        raise YamlError("the file is empty", Position(1, 1))
     return Document(data, builder.values, builder.keys)

@@ -1,0 +1,43 @@
+"""Test tiers: unit tests run by default; `--integration`, `--e2e` or `--all` add the slower tiers.
+
+Markers: `integration` (real components: the S3-compatible server, the Kubernetes API test
+server, real training of the tiny model), `e2e` (whole experiments), `gpu` (needs CUDA).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SPECS = REPO / "specs"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--integration", action="store_true", help="also run integration tests")
+    parser.addoption("--e2e", action="store_true", help="also run end-to-end tests")
+    parser.addoption("--all", action="store_true", help="run every tier")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_all = config.getoption("--all")
+    wanted = {"integration": run_all or config.getoption("--integration"), "e2e": run_all or config.getoption("--e2e")}
+    for item in items:
+        for tier, enabled in wanted.items():
+            if tier in item.keywords and not enabled:
+                item.add_marker(pytest.mark.skip(reason=f"{tier} tier: run with --{tier} or --all"))
+        if "gpu" in item.keywords:
+            try:
+                import torch
+
+                has_gpu = torch.cuda.is_available()
+            except ImportError:
+                has_gpu = False
+            if not has_gpu:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+@pytest.fixture
+def specs_dir() -> Path:
+    return SPECS
