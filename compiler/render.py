@@ -9,6 +9,7 @@ and checked before it is returned.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -42,12 +43,31 @@ def q(value: Any) -> str:
     """Any value as a single-line YAML flow node that reads back equal to it."""
     if isinstance(value, (str, int, float)):  # bool is an int
         return _q_scalar(value)
-    return _yaml_safe(_ENCODER.encode(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{q(str(k))}: {q(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(q(v) for v in value) + "]"
+    return _q_scalar(str(value)) if value is not None else "null"
 
 
 @lru_cache(maxsize=4096, typed=True)  # typed: True and 1 must not share an entry
 def _q_scalar(value: str | int | float) -> str:
+    if isinstance(value, float) and not isinstance(value, bool):
+        return _float(value)
     return _yaml_safe(_ENCODER.encode(value))
+
+
+def _float(value: float) -> str:
+    """YAML 1.1 (PyYAML, many tools) reads ``1e-05`` as a string: write ``1.0e-05``."""
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
 
 
 def _yaml_safe(text: str) -> str:
@@ -77,6 +97,7 @@ def job_name(experiment: str, stage: StageConfig) -> str:
 class Renderer:
     def __init__(self, charts_dir: str | Path | None = None):
         self.charts_dir = Path(charts_dir) if charts_dir else default_charts_dir()
+        self.custom = self.charts_dir.resolve() != default_charts_dir().resolve()
         missing = [t for t in TEMPLATES if not (self.charts_dir / t).is_file()]
         if missing:
             raise XtrcError(f"--charts {self.charts_dir}: missing template(s) {', '.join(missing)}; "
@@ -105,13 +126,15 @@ class Renderer:
         for stage in plan.stages.values():
             values = context.stage(stage)
             text = job.render(values)
-            if shape is None:
+            if shape is None or self.custom:
                 out.append(self._checked(text, "Job", values["name"]))
                 shape = text.count("\n")
             else:
-                # Every per-stage value is single-line JSON and the template's conditionals depend
-                # only on shared values, so each Job has the first one's line structure. A line
-                # count that differs means a value broke out: check that Job in full.
+                # The built-in template branches only on values shared by every stage, and every
+                # per-stage value is one line of JSON: each Job has the first one's line
+                # structure, which was parsed back in full. A differing line count would mean a
+                # value broke out of its quoting, so that Job is parsed back in full too.
+                # (A site's own --charts may branch per stage: every Job is parsed back then.)
                 out.append(Manifest("Job", values["name"], text) if text.count("\n") == shape
                            else self._checked(text, "Job", values["name"]))
         return out

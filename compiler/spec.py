@@ -62,7 +62,8 @@ def _matching(pattern: str, max_length: int, what: str) -> AfterValidator:
 _DNS_WORDS = "a DNS-1123 name: lowercase letters, digits and '-', starting and ending with a letter or digit"
 DnsLabel = Annotated[str, _matching(_DNS_LABEL, 63, _DNS_WORDS)]
 DnsSubdomain = Annotated[str, _matching(_DNS_SUBDOMAIN, 253, _DNS_WORDS + " ('.' allowed)")]
-Quantity = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v),
+Quantity = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          else v, json_schema_input_type=str | int | float),
                      _matching(_QUANTITY, 64, "a Kubernetes quantity such as 8, 500m, 64Gi or 16G")]
 LevelName = Annotated[str, _matching(r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", 40,
                                      "a level name: lowercase letters, digits, '-' and '_'")]
@@ -114,7 +115,7 @@ def _duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[int, BeforeValidator(_duration), Field(gt=0)]
+Duration = Annotated[int, BeforeValidator(_duration, json_schema_input_type=int | str), Field(gt=0)]
 
 
 class _Model(BaseModel):
@@ -264,10 +265,14 @@ class AugmentationLevel(_Model):
 
 class Factors(_Model):
     intermediate: Annotated[
-        list[Annotated[IntermediateLevel, BeforeValidator(_level_shorthand)]], Field(min_length=1)
+        list[Annotated[IntermediateLevel, BeforeValidator(_level_shorthand,
+                                                          json_schema_input_type=str | IntermediateLevel)]],
+        Field(min_length=1),
     ] = Field(default_factory=lambda: [IntermediateLevel(name="none")])
     augmentation: Annotated[
-        list[Annotated[AugmentationLevel, BeforeValidator(_level_shorthand)]], Field(min_length=1)
+        list[Annotated[AugmentationLevel, BeforeValidator(_level_shorthand,
+                                                          json_schema_input_type=str | AugmentationLevel)]],
+        Field(min_length=1),
     ] = Field(default_factory=lambda: [AugmentationLevel(name="none")])
 
 
