@@ -127,6 +127,13 @@ class TaskInfo:
         return self.train_on or (self.name,)
 
 
+TYDIQA_ID_PREFIX: Mapping[str, str] = MappingProxyType({
+    "en": "english", "ar": "arabic", "bn": "bengali", "fi": "finnish", "id": "indonesian",
+    "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu",
+})
+"""TyDiQA-GoldP mixes its languages in one split; a row's id starts with ``<name>-``."""
+
+
 # --- the registry ------------------------------------------------------------------------
 
 _NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")

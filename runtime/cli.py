@@ -1,19 +1,114 @@
-"""The `xtrc-runtime` command: what every stage Job runs. Training arrives with the runtime issue."""
+"""`xtrc-runtime`: what every stage Job runs, plus the tools researchers use beside it.
+
+Exit codes of run-stage: 0 done; 2 configuration error (the Job must not retry); 1 anything
+else (transient: a retry resumes from the latest checkpoint).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
+from typing import Any
 
 from xtrc_runtime import __version__
 
+EXIT_OK, EXIT_TRANSIENT, EXIT_CONFIG = 0, 1, 2
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="xtrc-runtime", description="Run one xtrc stage inside the runtime image.")
+    parser = argparse.ArgumentParser(prog="xtrc-runtime", description="Run one xtrc stage; score predictions.")
     parser.add_argument("--version", action="version", version=f"xtrc-runtime {__version__}")
-    parser.parse_args(argv)
-    parser.print_help()
-    return 2
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run-stage", help="run one stage (skips at once if its _SUCCESS exists)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config-env", metavar="VAR", help="environment variable holding the stage config JSON")
+    source.add_argument("--config", metavar="JSON_OR_FILE", help="the stage config as JSON, or a file holding it")
+    p.add_argument("--workdir", help="local scratch directory (default: $TMPDIR)")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+    p = sub.add_parser("score", help="score predictions from any system with xtrc's metric code")
+    p.add_argument("--task", required=True)
+    p.add_argument("--language", required=True)
+    p.add_argument("predictions", help='JSONL of {"id", "prediction"}')
+    p.add_argument("gold", help="JSONL in the task's schema")
+
+    p = sub.add_parser("fixtures", help="write deterministic synthetic data for every task")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    _logging()
+    if args.command == "fixtures":
+        from xtrc_runtime import fixtures
+
+        return int(fixtures.main(args.args) or 0)
+    if args.command == "score":
+        return _score(args)
+    return _run_stage(args)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "botocore", "aiobotocore", "s3fs", "fsspec", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run_stage(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from xtrc.stage import StageConfig
+    from xtrc_runtime.stage import ConfigError, run_stage
+
+    log = logging.getLogger("xtrc_runtime")
+    try:
+        raw = os.environ.get(args.config_env, "") if args.config_env else args.config
+        if not raw:
+            raise ConfigError(f"${args.config_env} is empty" if args.config_env else "--config is empty")
+        if not raw.lstrip().startswith("{"):
+            with open(raw, encoding="utf-8") as f:
+                raw = f.read()
+        config = StageConfig.model_validate_json(raw)
+        summary = run_stage(config, workdir=args.workdir, secret_dir=os.environ.get("XTRC_STORAGE_SECRET_DIR"),
+                            device=args.device)
+    except (ConfigError, ValidationError, FileNotFoundError) as exc:
+        log.error("configuration error: %s", exc)
+        print(json.dumps({"status": "config-error", "error": str(exc)}))
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # transient by default: the Job retries and resumes
+        if os.environ.get("XTRC_DEBUG") == "1":
+            raise
+        log.exception("stage failed: %s", exc)
+        print(json.dumps({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}))
+        return EXIT_TRANSIENT
+    print(json.dumps(summary, sort_keys=True))
+    return EXIT_OK
+
+
+def _score(args: argparse.Namespace) -> int:
+    from xtrc import tasks
+    from xtrc_runtime.score import score_files
+
+    try:
+        task = tasks.resolve(args.task)
+    except KeyError:
+        print(f"error: unknown task {args.task!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        result: dict[str, Any] = score_files(task, args.language, args.predictions, args.gold)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(result, sort_keys=True))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

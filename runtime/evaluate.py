@@ -1,0 +1,146 @@
+"""Predict, decode and score one task in one language: metrics plus per-example records.
+
+Every record carries the example id, the prediction, the gold and per-example scores, so
+the report can bootstrap confidence intervals by resampling examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from xtrc import tasks
+from xtrc_runtime import metrics
+from xtrc_runtime.data import ChoiceExample, Example, QAExample, SentenceExample, TaggingExample
+from xtrc_runtime.features import Feature, collate, encode
+from xtrc_runtime.model import TaskModel
+
+MAX_ANSWER_TOKENS = 30
+N_BEST = 20
+
+
+@dataclass
+class Result:
+    metrics: dict[str, float]
+    records: list[dict[str, Any]]
+
+
+@torch.no_grad()
+def predict(model: TaskModel, head: str, features: Sequence[Feature], *, pad_id: int, batch_size: int,
+            device: torch.device, autocast: torch.dtype | None = None) -> list[torch.Tensor]:
+    """Logits per feature (on the CPU), in feature order; batches grouped by length."""
+    model.eval()
+    order = sorted(range(len(features)), key=lambda i: features[i].length)
+    out: list[torch.Tensor | None] = [None] * len(features)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = collate([features[i] for i in idx], pad_id)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            logits = model(head, batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
+        for j, i in enumerate(idx):
+            length = features[i].length
+            out[i] = logits[j, :length] if logits.dim() == 3 else logits[j]
+    return [t for t in out if t is not None]
+
+
+def evaluate(model: TaskModel, head: str, task: str, language: str, examples: Sequence[Example], tokenizer: Any,
+             *, max_len: int, doc_stride: int, batch_size: int, device: torch.device,
+             labels: Sequence[str] = (), autocast: torch.dtype | None = None) -> Result:
+    features = encode(examples, tokenizer, max_len, labels=labels, doc_stride=doc_stride)
+    logits = predict(model, head, features, pad_id=tokenizer.pad_token_id, batch_size=batch_size,
+                     device=device, autocast=autocast)
+    first = examples[0]
+    if isinstance(first, SentenceExample):
+        return _sentences(examples, logits, labels)
+    if isinstance(first, ChoiceExample):
+        return _choices(examples, logits)
+    if isinstance(first, TaggingExample):
+        return _tagging(examples, features, logits, labels)
+    if isinstance(first, QAExample):
+        return _qa(task, language, examples, features, logits, no_answer=task == "squad_v2")
+    raise TypeError(f"cannot evaluate {type(first).__name__}")
+
+
+def _sentences(examples: Sequence[Example], logits: list[torch.Tensor], labels: Sequence[str]) -> Result:
+    golds = [e.label for e in examples]  # type: ignore[union-attr]
+    preds = [labels[int(x.argmax())] for x in logits]
+    scores = {**metrics.macro_f1(golds, preds, labels=list(labels)), **metrics.accuracy(golds, preds)}
+    records = [{"id": e.id, "prediction": p, "gold": g, "scores": {"accuracy": 100.0 * (p == g)}}
+               for e, p, g in zip(examples, preds, golds)]
+    return Result(scores, records)
+
+
+def _choices(examples: Sequence[Example], logits: list[torch.Tensor]) -> Result:
+    golds = [e.label for e in examples]  # type: ignore[union-attr]
+    preds = [int(x.argmax()) for x in logits]
+    records = [{"id": e.id, "prediction": p, "gold": g, "scores": {"accuracy": 100.0 * (p == g)}}
+               for e, p, g in zip(examples, preds, golds)]
+    return Result(metrics.accuracy(golds, preds), records)
+
+
+def _tagging(examples: Sequence[Example], features: Sequence[Feature], logits: list[torch.Tensor],
+             labels: Sequence[str]) -> Result:
+    predicted: list[list[str]] = [["O" if "O" in labels else labels[0]] * len(e.words) for e in examples]  # type: ignore[union-attr]
+    for feature, out in zip(features, logits):
+        best = out.argmax(-1).tolist()
+        for position, word in enumerate(feature.word_ids):
+            if word is not None:
+                predicted[feature.example][word] = labels[best[position]]
+    golds = [list(e.tags) for e in examples]  # type: ignore[union-attr]
+    counts = metrics.seqeval_per_sentence(golds, predicted)
+    records = [{"id": e.id, "prediction": p, "gold": g, "counts": list(c)}
+               for e, p, g, c in zip(examples, predicted, golds, counts)]
+    return Result(metrics.seqeval_from_counts(counts), records)
+
+
+def _qa(task: str, language: str, examples: Sequence[Example], features: Sequence[Feature],
+        logits: list[torch.Tensor], *, no_answer: bool) -> Result:
+    best: dict[int, tuple[float, str]] = {}
+    null: dict[int, float] = {}
+    for feature, out in zip(features, logits):
+        e = examples[feature.example]
+        assert isinstance(e, QAExample)
+        start, end = out[:, 0], out[:, 1]
+        null_score = float(start[0] + end[0])
+        null[feature.example] = min(null.get(feature.example, null_score), null_score)
+        starts = torch.topk(start, min(N_BEST, len(start))).indices.tolist()
+        ends = torch.topk(end, min(N_BEST, len(end))).indices.tolist()
+        for s in starts:
+            for t in ends:
+                if s > t or t - s + 1 > MAX_ANSWER_TOKENS:
+                    continue
+                if feature.offsets[s] is None or feature.offsets[t] is None:
+                    continue
+                score = float(start[s] + end[t])
+                if feature.example not in best or score > best[feature.example][0]:
+                    a, b = feature.offsets[s][0], feature.offsets[t][1]  # type: ignore[index]
+                    best[feature.example] = (score, e.context[a:b].strip())
+    predictions: dict[str, str] = {}
+    for i, e in enumerate(examples):
+        score, text = best.get(i, (float("-inf"), ""))
+        predictions[e.id] = "" if no_answer and null.get(i, float("-inf")) > score else text
+    golds = {e.id: [a for a, _ in e.answers] or [""] for e in examples}  # type: ignore[union-attr]
+    if task == "mlqa":
+        per_example = metrics.mlqa_per_example(predictions, golds, language)
+    else:
+        per_example = metrics.squad_per_example(predictions, golds)
+    if no_answer:  # SQuAD 2.0's rule for unanswerable questions: both scores 100 for an empty prediction
+        for e in examples:
+            if not e.answers:  # type: ignore[union-attr]
+                hit = 100.0 * (predictions[e.id] == "")
+                per_example[e.id] = {"exact_match": hit, "f1": hit}
+    aggregate = {name: sum(s[name] for s in per_example.values()) / len(per_example)
+                 for name in ("exact_match", "f1")}
+    records = [{"id": e.id, "prediction": predictions[e.id], "gold": golds[e.id], "scores": per_example[e.id]}
+               for e in examples]
+    return Result(aggregate, records)
+
+
+def headline(task: str, scores: dict[str, float]) -> float:
+    """The task's headline metric (the first in the registry that was computed)."""
+    for name in tasks.TASKS[task].metrics:
+        if name in scores:
+            return scores[name]
+    return next(iter(scores.values()))

@@ -1,0 +1,301 @@
+"""Run one stage: skip if done, resume from the latest checkpoint, train, evaluate, commit.
+
+This module knows one stage at a time (a :class:`~xtrc.stage.StageConfig`); it never knows about
+arms, experiments or Kubernetes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from xtrc import tasks
+from xtrc.stage import StageConfig, compute_key
+from xtrc.store import METRICS_JSON, MODEL_DIR, PREDICTIONS_DIR, STAGE_JSON
+from xtrc_runtime import metrics, retrieval
+from xtrc_runtime.data import DataError, DataLocation, Example, TaggingExample, load
+from xtrc_runtime.evaluate import Result, evaluate, headline
+from xtrc_runtime.features import encode
+from xtrc_runtime.model import HeadSpec, TaskModel, load_encoder, save
+from xtrc_runtime.storage import StageStore, storage_options
+from xtrc_runtime.tiny import BUILTIN_TINY, build_encoder, build_tokenizer
+from xtrc_runtime.train import Checkpointing, Trainer, TrainTask, _autocast_dtype
+
+log = logging.getLogger("xtrc_runtime")
+
+
+class ConfigError(Exception):
+    """The stage cannot succeed as configured: exit 2, and the Job must not retry."""
+
+
+def run_stage(config: StageConfig, *, workdir: Path | None = None, secret_dir: str | None = None,
+              device: str | None = None) -> dict[str, Any]:
+    """Run ``config`` to completion (or return at once if its _SUCCESS exists); a summary dict."""
+    if compute_key(config.key_payload()) != config.key:
+        raise ConfigError(f"the stage config does not hash to its key {config.key!r}: it was edited; "
+                          "re-render it with `xtrc render`")
+    options = storage_options(config.store, config.storage_options, secret_dir)
+    store = StageStore(config.store, config.key, options)
+    if store.done:
+        log.info("stage %s is already done", config.key)
+        return {"key": config.key, "status": "already-done"}
+    started = time.monotonic()
+    if not store.exists(STAGE_JSON):
+        store.write_json(STAGE_JSON, config.model_dump(mode="json", exclude={"storage_options"}))
+    with tempfile.TemporaryDirectory(prefix=f"xtrc-{config.key}-", dir=workdir) as tmp:
+        runner = _StageRunner(config, store, Path(tmp), options, torch.device(device or _default_device()))
+        summary = runner.run()
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    store.write_json(METRICS_JSON, summary)
+    store.commit()
+    log.info("stage %s done in %.1fs", config.key, summary["seconds"])
+    return summary
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _StageRunner:
+    def __init__(self, config: StageConfig, store: StageStore, tmp: Path, options: dict[str, Any],
+                 device: torch.device):
+        self.config = config
+        self.store = store
+        self.tmp = tmp
+        self.device = device
+        self.hp = config.hparams
+        self.where = DataLocation(config.data_root, dict(config.data), _same_scheme_options(config, options))
+        self.autocast = _autocast_dtype(self.hp.precision, device)
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+    def run(self) -> dict[str, Any]:
+        c = self.config
+        if c.augmentation is not None:
+            raise ConfigError("augmentation (code_switch, translate_train) is not implemented in this runtime "
+                              "version yet; run arms without augmentation")
+        seed = c.seed if c.seed is not None else 0
+        random.seed(seed)
+        torch.manual_seed(seed)
+        encoder, tokenizer = self._base_model()
+        summary: dict[str, Any] = {"key": c.key, "kind": c.kind, "status": "done", "run": _run_info(self.device)}
+        if c.kind == "retrieval":
+            model = TaskModel(encoder, {}).to(self.device)
+            summary["tasks"] = self._evaluate_retrieval(model, tokenizer)
+            return summary
+
+        train_tasks = list(c.train_tasks)
+        examples = {t: self._load(t, "en", "train", self.hp.max_train_examples) for t in train_tasks}
+        heads = self._heads(train_tasks, examples)
+        model = TaskModel(encoder, heads).to(self.device)
+        phases = self._phases(train_tasks, examples, heads, tokenizer)
+        trainer = Trainer(model, self.hp, seed=seed, device=self.device, pad_id=tokenizer.pad_token_id,
+                          evaluate=self._dev_scorer(model, tokenizer, train_tasks, heads),
+                          checkpointing=Checkpointing(self.hp.checkpoint_every_steps, self.hp.checkpoint_every_minutes,
+                                                      self.store.save_checkpoint, self.tmp / "checkpoint"))
+        resume = self.store.latest_checkpoint(self.tmp / "resume")
+        position = trainer.train(phases, resume_dir=self.tmp / "resume" if resume is not None else None)
+        summary["train"] = {"steps": position.global_step, "best_step": position.best_step,
+                            "best_dev": position.best_score, "dev_history": position.history,
+                            "examples": {t: len(e) for t, e in examples.items()}}
+        if c.kind == "intermediate":
+            save(model, tokenizer, self.tmp / MODEL_DIR)
+            self.store.upload_dir(self.tmp / MODEL_DIR, MODEL_DIR)
+        else:
+            summary["tasks"] = self._evaluate_targets(model, tokenizer, next(iter(heads)), heads)
+        return summary
+
+    # --- model and data --------------------------------------------------------------------
+    def _base_model(self) -> tuple[Any, Any]:
+        c = self.config
+        if c.init_from:
+            upstream = self.store.upstream(c.init_from)
+            if not self.store.fs.exists(f"{upstream}/_SUCCESS"):
+                raise RuntimeError(f"upstream stage {c.init_from} is not done yet")
+            self.store.download(f"{upstream}/{MODEL_DIR}", self.tmp / "upstream")
+            return load_encoder(str(self.tmp / "upstream"))
+        if c.model == BUILTIN_TINY:
+            tokenizer = build_tokenizer(self._corpus())
+            return build_encoder(len(tokenizer)), tokenizer
+        if "://" in c.model:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(c.model, **self.where.storage_options)
+            fs.get(path.rstrip("/") + "/", str(self.tmp / "base") + "/", recursive=True)
+            return load_encoder(str(self.tmp / "base"))
+        return load_encoder(c.model)
+
+    def _corpus(self) -> list[str]:
+        """Text the tiny model's tokenizer is trained on: every string under the data root (the
+        same root gives the same vocabulary in every stage), or the stage's own data."""
+        import fsspec
+
+        texts: list[str] = []
+        roots = [self.config.data_root] if self.config.data_root else [s.path for s in self.config.data.values()]
+        for root in roots:
+            if root is None:
+                continue
+            fs, base = fsspec.core.url_to_fs(root, **self.where.storage_options)
+            for path in sorted(fs.find(base)):
+                if path.endswith(".jsonl"):
+                    with fs.open(path, "rt", encoding="utf-8") as f:
+                        for line in f:
+                            _strings(json.loads(line), texts)
+        if not texts:
+            raise ConfigError("builtin:tiny-xlmr builds its tokenizer from the data, but no JSONL data was "
+                              "found; set data.root (e.g. to generated fixtures)")
+        return texts
+
+    def _load(self, task: str, language: str, split: str, limit: int | None) -> list[Example]:
+        try:
+            examples = load(task, language, split, self.where, limit)  # type: ignore[arg-type]
+        except DataError as exc:
+            raise ConfigError(str(exc)) from exc
+        if not examples:
+            raise ConfigError(f"no {split} examples for {task} ({language})")
+        return examples
+
+    def _heads(self, train_tasks: list[str], examples: dict[str, list[Example]]) -> dict[str, HeadSpec]:
+        def spec(task: str) -> HeadSpec:
+            info = tasks.TASKS[task]
+            labels = info.labels
+            if info.type == "tagging" and not labels:  # CCG: the supertags seen in training
+                labels = tuple(sorted({t for e in examples[task] if isinstance(e, TaggingExample) for t in e.tags}))
+            return HeadSpec(info.type, labels)
+
+        if self.config.kind == "target":  # sequential training data (SIQA → COPA) shares one head
+            return {"target": spec(train_tasks[-1])}
+        return {task: spec(task) for task in train_tasks}
+
+    def _phases(self, train_tasks: list[str], examples: dict[str, list[Example]], heads: dict[str, HeadSpec],
+                tokenizer: Any) -> list[list[TrainTask]]:
+        def task(name: str, head: str) -> TrainTask:
+            features = encode(examples[name], tokenizer, self.hp.max_seq_length, labels=heads[head].labels,
+                              doc_stride=self.hp.doc_stride)
+            return TrainTask(name, head, features, cap=self.config.multitask_cap)
+
+        if self.config.kind == "target":
+            return [[task(name, "target")] for name in train_tasks]
+        return [[task(name, name) for name in train_tasks]]
+
+    def _dev_scorer(self, model: TaskModel, tokenizer: Any, train_tasks: list[str],
+                    heads: dict[str, HeadSpec]) -> Callable[[], float | None] | None:
+        """Mean headline metric on the English dev sets of the (last) training tasks."""
+        selected = [train_tasks[-1]] if self.config.kind == "target" else train_tasks
+        dev: dict[str, list[Example]] = {}
+        for name in selected:
+            try:
+                dev[name] = load(name, "en", "dev", self.where, 500)
+            except DataError:
+                log.info("%s has no English dev set: no model selection on it", name)
+        if not dev:
+            return None
+
+        def score() -> float:
+            values = []
+            for name, examples in dev.items():
+                head = "target" if self.config.kind == "target" else name
+                result = self._score(model, head, name, "en", examples, tokenizer, heads[head].labels)
+                values.append(headline(name, result.metrics))
+            return sum(values) / len(values)
+        return score
+
+    def _score(self, model: TaskModel, head: str, task: str, language: str, examples: list[Example],
+               tokenizer: Any, labels: tuple[str, ...]) -> Result:
+        return evaluate(model, head, task, language, examples, tokenizer, max_len=self.hp.max_seq_length,
+                        doc_stride=self.hp.doc_stride, batch_size=self.hp.batch_size * 2, device=self.device,
+                        labels=labels, autocast=self.autocast)
+
+    # --- evaluation ------------------------------------------------------------------------
+    def _evaluate_targets(self, model: TaskModel, tokenizer: Any, head: str,
+                          heads: dict[str, HeadSpec]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for ev in self.config.eval_tasks:
+            per_language: dict[str, dict[str, float]] = {}
+            for language in ev.languages:
+                examples = self._load(ev.task, language, "test", self.hp.max_eval_examples)
+                result = self._score(model, head, ev.task, language, examples, tokenizer, heads[head].labels)
+                self._write_predictions(ev.task, language, result)
+                per_language[language] = result.metrics
+                log.info("%s %s: %s", ev.task, language, _fmt(result.metrics))
+            out[ev.task] = _task_summary(ev.task, per_language)
+        return out
+
+    def _evaluate_retrieval(self, model: TaskModel, tokenizer: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for ev in self.config.eval_tasks:
+            per_language: dict[str, dict[str, float]] = {}
+            for language in ev.languages:
+                try:
+                    result = retrieval.run(ev.task, language, self.where, model, tokenizer,
+                                           max_len=self.hp.max_seq_length, batch_size=self.hp.batch_size * 2,
+                                           device=self.device, limit=self.hp.max_eval_examples,
+                                           languages=ev.languages)
+                except DataError as exc:
+                    raise ConfigError(str(exc)) from exc
+                self._write_predictions(ev.task, language, result)
+                per_language[language] = result.metrics
+                log.info("%s %s: %s", ev.task, language, _fmt(result.metrics))
+            out[ev.task] = _task_summary(ev.task, per_language)
+        return out
+
+    def _write_predictions(self, task: str, language: str, result: Result) -> None:
+        lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in result.records)
+        self.store.write_bytes(f"{PREDICTIONS_DIR}/{task}/{language}.jsonl", lines.encode())
+
+
+def _task_summary(task: str, per_language: dict[str, dict[str, float]]) -> dict[str, Any]:
+    info = tasks.TASKS[task]
+    common = set.intersection(*(set(m) for m in per_language.values())) if per_language else set()
+    average = metrics.language_average({lang: {k: v for k, v in m.items() if k in common}
+                                        for lang, m in per_language.items()})
+    return {
+        "languages": per_language,
+        "average": average,
+        "headline": headline(task, average),
+        "headline_metric": next((m for m in info.metrics if m in average), None),
+        "xtreme_score": metrics.task_score(average, info.xtreme_score) if info.xtreme_score else None,
+    }
+
+
+def _strings(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, list):
+        for v in value:
+            _strings(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _strings(v, out)
+
+
+def _same_scheme_options(config: StageConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """Store credentials apply to data paths on the same kind of store only."""
+    scheme = config.store.split("://", 1)[0]
+    paths = [p for p in [config.data_root, *(s.path for s in config.data.values())] if p]
+    if paths and all(p.split("://", 1)[0] == scheme for p in paths if "://" in p) and all("://" in p for p in paths):
+        return options
+    return {}
+
+
+def _fmt(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in values.items())
+
+
+def _run_info(device: torch.device) -> dict[str, Any]:
+    import transformers
+
+    info = {"device": str(device), "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

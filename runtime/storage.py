@@ -1,0 +1,166 @@
+"""The stage's view of the store: atomic writes, retried I/O, checkpoints, credentials.
+
+Nothing a reader trusts is visible half-written: every file is written under a temporary name
+and moved into place; a checkpoint counts only once ``checkpoints/latest.json`` names it; a
+stage counts as done only once ``_SUCCESS`` exists, and that is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from xtrc.store import CHECKPOINTS_DIR, SUCCESS, normalize_uri
+
+log = logging.getLogger("xtrc_runtime")
+T = TypeVar("T")
+LATEST = "latest.json"
+
+# Credential files a mounted Secret may hold → the fsspec option each one sets.
+_SECRET_FILES = {
+    "s3": {"AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "token"},
+    "gs": {"service-account.json": "token"},
+    "gcs": {"service-account.json": "token"},
+    "az": {"AZURE_STORAGE_ACCOUNT_NAME": "account_name", "AZURE_STORAGE_ACCOUNT_KEY": "account_key",
+           "AZURE_STORAGE_CONNECTION_STRING": "connection_string"},
+    "abfs": {"AZURE_STORAGE_ACCOUNT_NAME": "account_name", "AZURE_STORAGE_ACCOUNT_KEY": "account_key",
+             "AZURE_STORAGE_CONNECTION_STRING": "connection_string"},
+}
+
+
+def storage_options(uri: str, options: dict[str, Any], secret_dir: str | None = None) -> dict[str, Any]:
+    """The spec's non-secret options plus credentials read from the mounted Secret's files.
+    The values are never logged."""
+    merged = dict(options)
+    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    if secret_dir and os.path.isdir(secret_dir):
+        for filename, option in _SECRET_FILES.get(scheme, {}).items():
+            path = os.path.join(secret_dir, filename)
+            if os.path.isfile(path):
+                merged[option] = path if option == "token" else Path(path).read_text().strip()
+    return merged
+
+
+def retry(op: Callable[[], T], what: str, attempts: int = 6, first_delay: float = 0.5) -> T:
+    """Run ``op``, retrying transient store errors with exponential backoff (not missing files)."""
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return op()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            raise
+        except Exception as exc:  # network and server errors differ by backend; all are worth a retry
+            if attempt == attempts:
+                raise
+            log.warning("store: %s failed (%s: %s); retry %d/%d in %.1fs", what, type(exc).__name__, exc,
+                        attempt, attempts - 1, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    raise AssertionError("unreachable")
+
+
+class StageStore:
+    def __init__(self, root: str, key: str, options: dict[str, Any] | None = None):
+        import fsspec
+
+        self.root = normalize_uri(root)
+        self.key = key
+        self.fs, base = fsspec.core.url_to_fs(self.root, **(options or {}))
+        self.base = f"{base.rstrip('/')}/stages/{key}"
+
+    def path(self, *parts: str) -> str:
+        return "/".join((self.base, *parts))
+
+    def upstream(self, key: str, *parts: str) -> str:
+        return "/".join((self.base.rsplit("/", 1)[0], key, *parts))
+
+    # --- reads -----------------------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        return retry(lambda: self.fs.exists(self.path(rel)), f"exists {rel}")
+
+    @property
+    def done(self) -> bool:
+        return self.exists(SUCCESS)
+
+    def read_json(self, rel: str) -> Any:
+        def op() -> Any:
+            with self.fs.open(self.path(rel), "rb") as f:
+                return json.loads(f.read())
+        return retry(op, f"read {rel}")
+
+    def download(self, remote_dir: str, local_dir: Path) -> None:
+        """Copy a store directory (absolute store path) to a local directory."""
+        local_dir.mkdir(parents=True, exist_ok=True)
+        files = retry(lambda: self.fs.find(remote_dir), f"list {remote_dir}")
+        if not files:
+            raise FileNotFoundError(remote_dir)
+        for remote in files:
+            rel = remote[len(remote_dir.rstrip("/")) + 1:]
+            target = local_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            retry(lambda r=remote, t=target: self.fs.get_file(r, str(t)), f"get {rel}")
+
+    # --- writes ----------------------------------------------------------------------------
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Atomic: write a temporary object, then move it into place."""
+        final = self.path(rel)
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+
+        def op() -> None:
+            parent = final.rsplit("/", 1)[0]
+            self.fs.makedirs(parent, exist_ok=True)
+            with self.fs.open(tmp, "wb") as f:
+                f.write(data)
+            self.fs.mv(tmp, final)
+        retry(op, f"write {rel}")
+
+    def write_json(self, rel: str, value: Any) -> None:
+        self.write_bytes(rel, json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False).encode())
+
+    def upload_dir(self, local_dir: Path, rel: str) -> None:
+        """Upload every file under ``local_dir`` to ``rel`` (each file atomically)."""
+        for path in sorted(local_dir.rglob("*")):
+            if path.is_file():
+                self.write_bytes(f"{rel}/{path.relative_to(local_dir).as_posix()}", path.read_bytes())
+
+    def remove(self, rel: str) -> None:
+        path = self.path(rel)
+        if retry(lambda: self.fs.exists(path), f"exists {rel}"):
+            retry(lambda: self.fs.rm(path, recursive=True), f"remove {rel}")
+
+    def commit(self) -> None:
+        """Mark the stage done: the one write that makes every other output trusted."""
+        self.write_bytes(SUCCESS, b"")
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def save_checkpoint(self, local_dir: Path, step: int, keep: int = 1) -> None:
+        name = f"step-{step:09d}"
+        self.upload_dir(local_dir, f"{CHECKPOINTS_DIR}/{name}")
+        self.write_json(f"{CHECKPOINTS_DIR}/{LATEST}", {"name": name, "step": step})
+        self._prune(keep, current=name)
+
+    def latest_checkpoint(self, local_dir: Path) -> int | None:
+        """Download the newest complete checkpoint into ``local_dir``; its step, or None."""
+        if not self.exists(f"{CHECKPOINTS_DIR}/{LATEST}"):
+            return None
+        latest = self.read_json(f"{CHECKPOINTS_DIR}/{LATEST}")
+        if local_dir.exists():
+            shutil.rmtree(local_dir)
+        self.download(self.path(CHECKPOINTS_DIR, latest["name"]), local_dir)
+        return int(latest["step"])
+
+    def _prune(self, keep: int, current: str) -> None:
+        try:
+            entries = retry(lambda: self.fs.ls(self.path(CHECKPOINTS_DIR), detail=False), "list checkpoints")
+        except FileNotFoundError:
+            return
+        names = sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+        old = [n for n in names if n.startswith("step-") and n != current and not n.endswith(LATEST)]
+        for name in old[: max(0, len(old) - (keep - 1))]:
+            self.remove(f"{CHECKPOINTS_DIR}/{name}")
