@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", help="write one file per object into DIR")
     p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
 
+    p = command("run", _run, "Run the whole experiment on this machine (stages as local processes).")
+    _spec_args(p)
+    p.add_argument("--jobs", type=int, metavar="N", help="stages at once (default: compute.max_parallel, "
+                   "limited by the GPUs here)")
+
     command("schema", _schema, "Print the spec's JSON Schema (for editors: yaml-language-server).")
     command("tasks", _tasks, "List the task registry: types, languages, metrics, data sources.")
     return parser
@@ -148,6 +153,76 @@ def _render(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write("---\n".join(m.text for m in manifests))
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import signal
+
+    from rich.console import Console
+
+    from xtrc.live import Progress, describe
+    from xtrc.local import LocalBackend, visible_gpus
+    from xtrc.orchestrate import orchestrate
+    from xtrc.store import Store
+
+    plan = _build_plan(args)
+    exp = plan.experiment
+    console = Console(stderr=True, soft_wrap=True)  # soft wrap: a reason stays on one line in logs
+    store = Store(exp.storage.uri, dict(exp.storage.options))
+    _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes())
+    gpus = visible_gpus()
+    if exp.compute.gpus and not gpus:
+        console.print(f"[yellow]note:[/] the spec asks for {exp.compute.gpus} GPU(s) per stage and this machine "
+                      "has none: stages run on the CPU")
+    backend = LocalBackend(store, retries=exp.compute.retries, gpus_per_stage=exp.compute.gpus if gpus else 0,
+                           gpus=gpus)
+    jobs = args.jobs or exp.compute.max_parallel
+    if backend.gpu_slots is not None:
+        jobs = min(jobs, backend.gpu_slots)
+    backend.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    done = store.done_keys()
+    for key in plan.stages:  # a new run tries again what failed before
+        if key not in done:
+            backend.forget(key)
+
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    progress = Progress(plan, console)
+    try:
+        snapshot = orchestrate(plan, store, backend, max_parallel=max(1, jobs), on_pass=progress,
+                               should_stop=lambda: interrupted)
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        backend.cancel()
+        console.print("interrupted: running stages were stopped; run the same command again to resume")
+        return 130
+    failed = {k: v for k, v in snapshot.stages.items() if v.state == "failed"}
+    blocked = {k: v for k, v in snapshot.stages.items() if v.state == "blocked"}
+    console.print(f"{snapshot.count('done')}/{len(plan.stages)} stages done in {store.uri}; "
+                  f"{len(failed)} failed, {len(blocked)} blocked")
+    for key, view in failed.items():
+        console.print(f"  [red]failed[/] {key} {describe(plan, key)}: {view.reason} (log: {backend.log_path(key)})")
+    for key, view in blocked.items():
+        console.print(f"  [yellow]blocked[/] {key} {describe(plan, key)}: {view.reason}")
+    return 1 if failed or blocked else 0
+
+
+def _save_spec(store: Any, name: str, text: bytes) -> None:
+    """experiments/<name>/spec.yaml: the spec as applied (written whole, then moved into place)."""
+    fs = store.fs
+    final = store.layout.experiment(name, "spec.yaml")
+    tmp = f"{final}.tmp-{os.getpid()}"
+    fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(tmp, "wb") as f:
+        f.write(text)
+    fs.mv(tmp, final)
 
 
 def _schema(args: argparse.Namespace) -> int:

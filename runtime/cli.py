@@ -58,6 +58,14 @@ def _logging() -> None:
                         datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "botocore", "aiobotocore", "s3fs", "fsspec", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # progress bars garble stage logs
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_warning()
+    except ImportError:
+        pass
 
 
 def _run_stage(args: argparse.Namespace) -> int:

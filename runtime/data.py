@@ -75,6 +75,17 @@ class DataLocation:
     overrides: dict[str, DataSource] = field(default_factory=dict)
     storage_options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.data_root = resolve(self.data_root) if self.data_root else None
+        self.overrides = {t: s.model_copy(update={"path": resolve(s.path)}) for t, s in self.overrides.items()}
+
+
+def resolve(path: str) -> str:
+    """A data path as fsspec can open it: ``builtin:fixtures…`` becomes generated local data."""
+    from xtrc_runtime.fixtures import BUILTIN_PREFIX, resolve_builtin
+
+    return resolve_builtin(path) if path.startswith(BUILTIN_PREFIX) else path
+
 
 def read_rows(task: str, language: str, split: Split, where: DataLocation, *, name: str = "") -> list[dict[str, Any]]:
     """Rows of ``task`` in ``language`` (``{split}`` or another file name) in the task's own schema."""

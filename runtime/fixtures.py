@@ -1561,3 +1561,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- builtin:fixtures --------------------------------------------------------------------
+
+BUILTIN_PREFIX = "builtin:fixtures"
+
+
+def resolve_builtin(uri: str) -> str:
+    """``builtin:fixtures[/sub/path][?train=N&dev=N&test=N&seed=S&languages=a,b]`` → a local
+    directory holding that generated data (made once per settings, atomically, in a cache).
+
+    Specs name generated data this way so a stage anywhere (a laptop, a pod) makes the same
+    bytes itself instead of needing an upload; the string is part of the stage key.
+    """
+    import os
+    import shutil
+    import tempfile
+    from urllib.parse import parse_qs
+
+    rest = uri[len(BUILTIN_PREFIX):]
+    rest, _, query = rest.partition("?")
+    params = {k: v[-1] for k, v in parse_qs(query).items()}
+    known = {"train", "dev", "test", "seed", "languages"}
+    if not rest.startswith(("", "/")) or set(params) - known:
+        raise ValueError(f"{uri!r}: write builtin:fixtures[/path][?{'&'.join(sorted(known))}]")
+    sizes = Sizes(**{k: int(params[k]) for k in ("train", "dev", "test") if k in params})
+    languages = tuple(params["languages"].split(",")) if "languages" in params else ("en", "de", "es", "ru", "zh")
+    seed = int(params.get("seed", 0))
+    digest = hashlib.sha256(f"{sizes}|{languages}|{seed}".encode()).hexdigest()[:16]
+    cache = os.path.join(os.environ.get("XTRC_CACHE", os.path.expanduser("~/.cache/xtrc")), "fixtures", digest)
+    if not os.path.exists(os.path.join(cache, "manifest.json")):
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(cache))
+        generate(tmp, languages=languages, sizes=sizes, seed=seed)
+        try:
+            os.rename(tmp, cache)
+        except OSError:  # another process made it first: theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    return cache + rest.rstrip("/") if rest.strip("/") else cache

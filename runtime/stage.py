@@ -140,7 +140,7 @@ class _StageRunner:
         import fsspec
 
         texts: list[str] = []
-        roots = [self.config.data_root] if self.config.data_root else [s.path for s in self.config.data.values()]
+        roots = [self.where.data_root] if self.where.data_root else [s.path for s in self.where.overrides.values()]
         for root in roots:
             if root is None:
                 continue
@@ -188,25 +188,26 @@ class _StageRunner:
         return [[task(name, name) for name in train_tasks]]
 
     def _dev_scorer(self, model: TaskModel, tokenizer: Any, train_tasks: list[str],
-                    heads: dict[str, HeadSpec]) -> Callable[[], float | None] | None:
-        """Mean headline metric on the English dev sets of the (last) training tasks."""
-        selected = [train_tasks[-1]] if self.config.kind == "target" else train_tasks
+                    heads: dict[str, HeadSpec]) -> Callable[[int], float | None]:
+        """Mean headline metric on the English dev sets of a phase's training tasks (a target
+        stage trains one task per phase; an intermediate stage mixes all in one phase)."""
         dev: dict[str, list[Example]] = {}
-        for name in selected:
+        for name in train_tasks:
             try:
                 dev[name] = load(name, "en", "dev", self.where, 500)
             except DataError:
                 log.info("%s has no English dev set: no model selection on it", name)
-        if not dev:
-            return None
 
-        def score() -> float:
+        def score(phase: int) -> float | None:
+            names = [train_tasks[phase]] if self.config.kind == "target" else train_tasks
             values = []
-            for name, examples in dev.items():
+            for name in names:
+                if name not in dev:
+                    continue
                 head = "target" if self.config.kind == "target" else name
-                result = self._score(model, head, name, "en", examples, tokenizer, heads[head].labels)
+                result = self._score(model, head, name, "en", dev[name], tokenizer, heads[head].labels)
                 values.append(headline(name, result.metrics))
-            return sum(values) / len(values)
+            return sum(values) / len(values) if values else None
         return score
 
     def _score(self, model: TaskModel, head: str, task: str, language: str, examples: list[Example],
@@ -281,7 +282,8 @@ def _strings(value: Any, out: list[str]) -> None:
 def _same_scheme_options(config: StageConfig, options: dict[str, Any]) -> dict[str, Any]:
     """Store credentials apply to data paths on the same kind of store only."""
     scheme = config.store.split("://", 1)[0]
-    paths = [p for p in [config.data_root, *(s.path for s in config.data.values())] if p]
+    paths = [p for p in [config.data_root, *(s.path for s in config.data.values())]
+             if p and not p.startswith("builtin:")]
     if paths and all(p.split("://", 1)[0] == scheme for p in paths if "://" in p) and all("://" in p for p in paths):
         return options
     return {}

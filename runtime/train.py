@@ -96,7 +96,7 @@ def schedule(phase: Sequence[TrainTask], batch_size: int, seed: int, epoch: int,
 
 class Trainer:
     def __init__(self, model: TaskModel, hp: Hyperparameters, *, seed: int, device: torch.device,
-                 pad_id: int, evaluate: Callable[[], float | None] | None = None,
+                 pad_id: int, evaluate: Callable[[int], float | None] | None = None,
                  checkpointing: Checkpointing | None = None, pad_to_max: bool = False):
         self.model = model
         self.hp = hp
@@ -125,8 +125,9 @@ class Trainer:
                                                / self.hp.grad_accum))
             total = self._total_steps(steps_per_epoch)
             if optimizer is None or pos.phase != phase_index:
-                pos = Position(phase=phase_index, global_step=pos.global_step, history=pos.history,
-                               best_score=pos.best_score, best_step=pos.best_step)
+                # A new phase selects its own best model on its own task's dev set.
+                pos = Position(phase=phase_index, global_step=pos.global_step, history=pos.history)
+                self.best_state = None
                 optimizer, scheduler = self._optimizer(total)
             self.model.train()
             stop = False
@@ -168,8 +169,9 @@ class Trainer:
                     pos.batch = 0
             if self.evaluate and (not pos.history or pos.history[-1]["step"] != pos.global_step):
                 self._evaluate(pos)
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+            if self.best_state is not None:  # the next phase (or the stage's output) starts from the best
+                self.model.load_state_dict(self.best_state)
+            optimizer = None
         return pos
 
     # --- internals -------------------------------------------------------------------------
@@ -199,9 +201,9 @@ class Trainer:
         """Score on dev; keep the best weights; True when early stopping says stop."""
         assert self.evaluate is not None
         self.model.eval()
-        score = self.evaluate()
+        score = self.evaluate(pos.phase)
         self.model.train()
-        pos.history.append({"step": pos.global_step, "dev": score})
+        pos.history.append({"step": pos.global_step, "phase": pos.phase, "dev": score})
         if score is None:
             return False
         improved = pos.best_score is None or score > pos.best_score

@@ -1,0 +1,240 @@
+"""The local backend: each stage is a local process running the same command its Job would run
+(``xtrc-runtime run-stage --config-env XTRC_STAGE_CONFIG``), with GPUs assigned through
+``CUDA_VISIBLE_DEVICES``.
+
+The backend's state lives in files, so a restarted ``xtrc run`` finds stages that are still
+running (their process is alive) instead of starting them again:
+``<state dir>/<key>.json`` holds the pid, attempts and GPUs of a stage's current process, and
+``<key>.exit`` its exit code once it ends; ``<key>.log`` is its log (copied to the store's
+``stages/<key>/log.txt`` when it ends).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from xtrc.orchestrate import BackendStatus
+from xtrc.stage import StageConfig
+from xtrc.store import LOG_FILE, Store
+
+CONFIG_ERROR = 2
+RUNTIME_COMMAND = ("run-stage", "--config-env", "XTRC_STAGE_CONFIG")
+
+
+def runtime_executable() -> list[str]:
+    """`xtrc-runtime` beside this Python, else the module form."""
+    exe = shutil.which("xtrc-runtime", path=os.path.dirname(sys.executable)) or shutil.which("xtrc-runtime")
+    return [exe] if exe else [sys.executable, "-m", "xtrc_runtime.cli"]
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this machine offers: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def state_dir_for(store_uri: str) -> Path:
+    """Local run state beside a file:// store, else in the user's cache (one folder per store)."""
+    if store_uri.startswith("file://"):
+        return Path(store_uri[len("file://"):]) / ".local-runs"
+    digest = hashlib.sha256(store_uri.encode()).hexdigest()[:16]
+    return Path(os.environ.get("XTRC_CACHE", os.path.expanduser("~/.cache/xtrc"))) / "runs" / digest
+
+
+@dataclass
+class _Child:
+    key: str
+    process: subprocess.Popen | None  # None for a process adopted from an earlier `xtrc run`
+    pid: int
+    gpus: list[str]
+    started: float
+    attempts: int
+
+
+class LocalBackend:
+    def __init__(self, store: Store, *, retries: int = 0, gpus_per_stage: int = 0, gpus: list[str] | None = None,
+                 state_dir: Path | None = None, env: dict[str, str] | None = None):
+        self.store = store
+        self.retries = retries
+        self.gpus_per_stage = gpus_per_stage
+        self.free_gpus = list(visible_gpus() if gpus is None else gpus)
+        self.state_dir = state_dir or state_dir_for(store.uri)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.env = env or {}
+        self.children: dict[str, _Child] = {}
+        self.configs: dict[str, StageConfig] = {}
+        self._adopt()
+
+    # --- Backend ---------------------------------------------------------------------------
+    @property
+    def gpu_slots(self) -> int | None:
+        """How many stages can hold GPUs at once (None: no limit from GPUs)."""
+        if self.gpus_per_stage == 0 or not self.free_gpus and not self.children:
+            return None
+        total = len(self.free_gpus) + sum(len(c.gpus) for c in self.children.values())
+        return max(1, total // self.gpus_per_stage)
+
+    def submit(self, stage: StageConfig) -> None:
+        self.configs[stage.key] = stage
+        self._start(stage, 1)
+
+    def poll(self) -> dict[str, BackendStatus]:
+        out: dict[str, BackendStatus] = {}
+        for key, child in list(self.children.items()):
+            code = self._exit_code(child)
+            if code is None:
+                out[key] = BackendStatus("running", attempts=child.attempts, started=child.started)
+                continue
+            self._finish(child, code)
+            if code != 0 and code != CONFIG_ERROR and child.attempts <= self.retries and key in self.configs:
+                time.sleep(min(2 ** child.attempts, 30) * 0.1)
+                self._start(self.configs[key], child.attempts + 1)
+                out[key] = BackendStatus("running", f"retry after exit {code}", child.attempts + 1, time.time())
+        for path in self.state_dir.glob("*.exit"):
+            key = path.stem
+            if key in out or key in self.children:
+                continue
+            code = int(path.read_text().strip() or 1)
+            record = self._record(key)
+            if code != 0:
+                out[key] = BackendStatus("failed", self._reason(key, code), record.get("attempts", 1))
+            else:
+                out[key] = BackendStatus("finished", "", record.get("attempts", 1))
+        return out
+
+    def cancel(self) -> None:
+        """Stop every child cleanly (SIGTERM, then SIGKILL after a grace period)."""
+        for child in self.children.values():
+            _signal(child.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for child in self.children.values():
+            while self._alive(child) and time.time() < deadline:
+                time.sleep(0.1)
+            if self._alive(child):
+                _signal(child.pid, signal.SIGKILL)
+            if child.process is not None:
+                child.process.wait()
+            (self.state_dir / f"{child.key}.json").unlink(missing_ok=True)
+            self.free_gpus.extend(child.gpus)
+        self.children.clear()
+
+    def forget(self, key: str) -> None:
+        """Clear a finished stage's record (so a new `xtrc run` tries a failed stage again)."""
+        for suffix in (".exit", ".json"):
+            (self.state_dir / f"{key}{suffix}").unlink(missing_ok=True)
+
+    def log_path(self, key: str) -> Path:
+        return self.state_dir / f"{key}.log"
+
+    # --- internals -------------------------------------------------------------------------
+    def _start(self, stage: StageConfig, attempts: int) -> None:
+        gpus = self.free_gpus[: self.gpus_per_stage] if self.gpus_per_stage else []
+        self.free_gpus = self.free_gpus[len(gpus):]
+        env = {**os.environ, **self.env, "XTRC_STAGE_CONFIG": stage.to_json(),
+               "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1"}
+        (self.state_dir / f"{stage.key}.exit").unlink(missing_ok=True)
+        log = open(self.log_path(stage.key), "ab")
+        log.write(f"\n=== attempt {attempts} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+        log.flush()
+        process = subprocess.Popen([*runtime_executable(), *RUNTIME_COMMAND], env=env, stdout=log, stderr=log,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        child = _Child(stage.key, process, process.pid, gpus, time.time(), attempts)
+        self.children[stage.key] = child
+        self._write_record(child)
+
+    def _exit_code(self, child: _Child) -> int | None:
+        if child.process is not None:
+            return child.process.poll()
+        if _pid_alive(child.pid):
+            return None
+        exit_file = self.state_dir / f"{child.key}.exit"  # adopted: infer from the store
+        if exit_file.exists():
+            return int(exit_file.read_text().strip() or 1)
+        return 0 if self.store.done_keys() >= {child.key} else 1
+
+    def _finish(self, child: _Child, code: int) -> None:
+        del self.children[child.key]
+        self.free_gpus.extend(child.gpus)
+        (self.state_dir / f"{child.key}.exit").write_text(str(code))
+        self._write_record(child)
+        log = self.log_path(child.key)
+        if log.exists():
+            try:
+                fs = self.store.fs
+                with fs.open(self.store.layout.stage(child.key, LOG_FILE), "wb") as f:
+                    f.write(log.read_bytes())
+            except Exception:  # a log copy must never fail a run
+                pass
+
+    def _reason(self, key: str, code: int) -> str:
+        what = "configuration error" if code == CONFIG_ERROR else f"exit {code}"
+        log = self.log_path(key)
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        last = next((ln for ln in reversed(lines) if " ERROR " in ln), lines[-1] if lines else "")
+        last = last.split(" ERROR ", 1)[-1]
+        return f"{what}: {last.strip()[:300]}" if last else what
+
+    def _record(self, key: str) -> dict:
+        path = self.state_dir / f"{key}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _write_record(self, child: _Child) -> None:
+        record = {"pid": child.pid, "gpus": child.gpus, "started": child.started, "attempts": child.attempts}
+        (self.state_dir / f"{child.key}.json").write_text(json.dumps(record))
+
+    def _adopt(self) -> None:
+        """Processes an earlier `xtrc run` started that are still running are ours to watch."""
+        for path in self.state_dir.glob("*.json"):
+            key = path.stem
+            record = json.loads(path.read_text())
+            if (self.state_dir / f"{key}.exit").exists() or not _pid_alive(record["pid"]):
+                continue
+            self.children[key] = _Child(key, None, record["pid"], record.get("gpus", []), record["started"],
+                                        record.get("attempts", 1))
+            self.free_gpus = [g for g in self.free_gpus if g not in record.get("gpus", [])]
+
+    @staticmethod
+    def _alive(child: _Child) -> bool:
+        if child.process is not None:
+            return child.process.poll() is None
+        return _pid_alive(child.pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not running.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the stage runs in its own session: signal its whole group
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,114 @@
+"""The orchestration loop, written once for every backend.
+
+It keeps no state of its own: the store says what is done (``_SUCCESS``), the backend says
+what is running or has failed. So the loop can be killed and restarted anywhere without
+running a stage twice or losing one. Each pass: read both, mark the dependants of failed
+stages blocked, submit ready stages (all upstream done) up to the concurrency limit, stop
+when nothing more can happen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Protocol
+
+from xtrc.plan import Plan
+from xtrc.stage import StageConfig
+from xtrc.store import Store
+
+State = Literal["done", "running", "failed", "blocked", "ready", "waiting"]
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What a backend knows of one stage it was given."""
+
+    state: Literal["running", "failed", "finished"]
+    reason: str = ""
+    attempts: int = 1
+    started: float | None = None  # time.time() when it started
+
+
+class Backend(Protocol):
+    def submit(self, stage: StageConfig) -> None: ...
+
+    def poll(self) -> dict[str, BackendStatus]:
+        """Status of every stage this backend has (or had, when it can still tell) for the plan."""
+        ...
+
+    def cancel(self) -> None: ...
+
+
+@dataclass
+class StageView:
+    key: str
+    state: State
+    reason: str = ""
+    attempts: int = 0
+    started: float | None = None
+
+
+@dataclass
+class Snapshot:
+    """One pass of the loop: every stage's state, for views and summaries."""
+
+    stages: dict[str, StageView]
+    submitted: list[str] = field(default_factory=list)
+
+    def count(self, state: State) -> int:
+        return sum(1 for s in self.stages.values() if s.state == state)
+
+    @property
+    def finished(self) -> bool:
+        return not any(s.state in ("running", "ready") for s in self.stages.values())
+
+
+def assess(plan: Plan, done: set[str], backend: dict[str, BackendStatus]) -> dict[str, StageView]:
+    """Every stage's state from what the store and the backend say (pure: no I/O)."""
+    views: dict[str, StageView] = {}
+    for key, stage in plan.stages.items():  # upstream before dependants
+        status = backend.get(key)
+        if key in done:
+            views[key] = StageView(key, "done", attempts=status.attempts if status else 0)
+        elif status is not None and status.state == "running":
+            views[key] = StageView(key, "running", status.reason, status.attempts, status.started)
+        elif status is not None and status.state in ("failed", "finished"):
+            # "finished" without _SUCCESS: the process ended but the stage did not commit.
+            reason = status.reason or "the stage ended without writing _SUCCESS"
+            views[key] = StageView(key, "failed", reason, status.attempts)
+        else:
+            upstream = [views[u] for u in stage.upstream]
+            bad = next((u for u in upstream if u.state in ("failed", "blocked")), None)
+            if bad is not None:
+                views[key] = StageView(key, "blocked", f"upstream {bad.key} {bad.state}")
+            elif all(u.state == "done" for u in upstream):
+                views[key] = StageView(key, "ready")
+            else:
+                views[key] = StageView(key, "waiting", "upstream not done")
+    return views
+
+
+def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int,
+                poll_seconds: float = 1.0, on_pass: Callable[[Snapshot], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Snapshot:
+    """Run the plan to the end (or until ``should_stop``); the last snapshot."""
+    while True:
+        done = store.done_keys() & set(plan.stages)
+        views = assess(plan, done, backend.poll())
+        running = sum(1 for v in views.values() if v.state == "running")
+        submitted: list[str] = []
+        for key, view in views.items():
+            if running >= max_parallel:
+                break
+            if view.state == "ready":
+                backend.submit(plan.stages[key])
+                view.state, view.started = "running", time.time()
+                submitted.append(key)
+                running += 1
+        snapshot = Snapshot(views, submitted)
+        if on_pass is not None:
+            on_pass(snapshot)
+        if snapshot.finished or (should_stop is not None and should_stop()):
+            return snapshot
+        time.sleep(poll_seconds)

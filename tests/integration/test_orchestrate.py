@@ -1,0 +1,107 @@
+"""The orchestration loop with the local backend, running real `xtrc-runtime run-stage` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xtrc.loader import load_text
+from xtrc.local import state_dir_for
+from xtrc.plan import build
+from xtrc.store import Store
+
+pytestmark = pytest.mark.integration
+
+DATA = "builtin:fixtures/data?train=120&dev=30&test=30&languages=en,de"
+
+SPEC = """\
+apiVersion: xtrc.dev/v1alpha1
+kind: Experiment
+metadata: {{name: orch}}
+model: builtin:tiny-xlmr
+storage: {{uri: "{store}"}}
+seeds: {seeds}
+factors:
+  intermediate: [none, mnli]
+targets: {targets}
+languages: {{panx: [en, de], xnli: [en, de]}}
+training:
+  defaults: {{learning_rate: 1.0e-3, batch_size: 16, epochs: 1, max_seq_length: 48, eval_every_steps: 50,
+             checkpoint_every_steps: 50, precision: fp32}}
+data:
+  root: "{data}"
+{extra}
+compute: {{gpus: 0, max_parallel: 2, retries: 0}}
+"""
+
+
+def write_spec(tmp: Path, *, seeds: str = "[1]", targets: str = "[panx]", extra: str = "") -> Path:
+    path = tmp / "spec.yaml"
+    path.write_text(SPEC.format(store=tmp / "store", seeds=seeds, targets=targets, data=DATA, extra=extra))
+    return path
+
+
+def xtrc(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xtrc.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def attempts(log: Path) -> int:
+    return log.read_text().count("=== attempt") if log.exists() else 0
+
+
+def test_a_failed_stage_blocks_only_its_dependants(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, extra="  tasks: {mnli: {path: /nonexistent/mnli}}")
+    result = xtrc("run", str(spec))
+    assert result.returncode == 1, result.stderr
+    plan = build(load_text(spec.read_text()))
+    done = Store(str(tmp_path / "store")).done_keys()
+    intermediate = next(k for k, s in plan.stages.items() if s.kind == "intermediate")
+    dependants = {k for k, s in plan.stages.items() if s.init_from == intermediate}
+    independent = set(plan.stages) - dependants - {intermediate}
+    assert independent and independent <= done  # the baseline arm finished
+    assert not (dependants | {intermediate}) & done
+    assert f"failed {intermediate}" in result.stderr
+    assert "configuration error" in result.stderr and "/nonexistent/mnli" in result.stderr
+    for key in dependants:
+        assert f"blocked {key}" in result.stderr
+        assert f"upstream {intermediate} failed" in result.stderr
+
+
+def test_killed_and_restarted_loop_runs_no_stage_twice(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, seeds="[1, 2]", targets="[panx, xnli]")
+    plan = build(load_text(spec.read_text()))
+    store = Store(str(tmp_path / "store"))
+    first = subprocess.Popen([sys.executable, "-m", "xtrc.cli", "run", str(spec)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while len(store.done_keys()) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    os.kill(first.pid, signal.SIGKILL)  # the loop dies; its stage processes run on
+    first.wait()
+    assert len(store.done_keys()) < len(plan.stages)
+
+    second = xtrc("run", str(spec))
+    assert second.returncode == 0, second.stderr
+    assert store.done_keys() >= set(plan.stages)
+    logs = state_dir_for(store.uri)
+    for key in plan.stages:
+        assert attempts(logs / f"{key}.log") == 1, key
+
+    # A third run finds everything done and starts nothing.
+    third = xtrc("run", str(spec))
+    assert third.returncode == 0
+    assert all(attempts(logs / f"{key}.log") == 1 for key in plan.stages)
+
+    # Deleting one stage's _SUCCESS re-runs exactly that stage.
+    victim = next(k for k, s in plan.stages.items() if s.kind == "target")
+    Path(store.layout.success(victim).removeprefix("file://")).unlink()
+    fourth = xtrc("run", str(spec))
+    assert fourth.returncode == 0, fourth.stderr
+    assert attempts(logs / f"{victim}.log") == 2
+    assert all(attempts(logs / f"{key}.log") == 1 for key in plan.stages if key != victim)
