@@ -68,8 +68,13 @@ class Store:
         return fs
 
     def done_keys(self) -> set[str]:
-        """Keys of every stage whose _SUCCESS exists: one listing, not one request per stage."""
+        """Keys of every stage whose _SUCCESS exists, from one glob (local: one directory walk;
+        S3: one list request per stage prefix, no object reads).
+
+        Stages commit from other processes, so the listing is asked of the store each time, not
+        of fsspec's listings cache (the instance is shared and would answer stale)."""
         fs = self.fs
+        fs.invalidate_cache()
         pattern = self.layout.stage("*", SUCCESS)
         try:
             found = fs.glob(pattern)

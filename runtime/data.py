@@ -107,15 +107,22 @@ def _read_path(base: str, language: str, stem: str, fmt: str, options: dict[str,
     else:
         folder = f"{root}/{language}" if language else root  # no language: a task-wide file
         candidates = [f"{folder}/{stem}.{ext}" for ext in ("jsonl", "parquet")]
+    from xtrc_runtime.storage import retry
+
     for path in candidates:
-        if fs.exists(path):
+        if retry(lambda p=path: fs.exists(p), f"exists {path}"):
             if path.endswith(".parquet") or fmt == "parquet":
                 import pyarrow.parquet as pq
 
-                with fs.open(path, "rb") as f:
-                    return pq.read_table(f).to_pylist()
-            with fs.open(path, "rt", encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
+                def read_parquet(p: str = path) -> list[dict[str, Any]]:
+                    with fs.open(p, "rb") as f:
+                        return pq.read_table(f).to_pylist()
+                return retry(read_parquet, f"read {path}")
+
+            def read_jsonl(p: str = path) -> list[dict[str, Any]]:
+                with fs.open(p, "rt", encoding="utf-8") as f:
+                    return [json.loads(line) for line in f if line.strip()]
+            return retry(read_jsonl, f"read {path}")
     raise DataError(f"no {stem} data for language {language!r}: looked for {' or '.join(candidates)}")
 
 

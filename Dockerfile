@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1.7
+# The one runtime image every xtrc stage runs in (entrypoint: xtrc-runtime).
+#
+#   GPU (default, CUDA runtime base):  docker build -t xtrc-runtime:0.1.0 .
+#   CPU (kind, tests):                 docker build --build-arg VARIANT=cpu -t xtrc-runtime:0.1.0-cpu .
+#
+# Python comes from uv's standalone builds, so both variants share every layer above the base
+# and neither needs apt. Dependencies are installed before the code, so a code change
+# rebuilds only the last, small layer.
+ARG VARIANT=cuda
+
+FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS base-cuda
+ENV TORCH_INDEX=https://download.pytorch.org/whl/cu128
+
+FROM ubuntu:24.04 AS base-cpu
+ENV TORCH_INDEX=https://download.pytorch.org/whl/cpu
+
+# base-${VARIANT} names one of the two pinned stages above, which hadolint cannot see through.
+# hadolint ignore=DL3006
+FROM base-${VARIANT} AS runtime
+ARG PYTHON_VERSION=3.11
+ARG TORCH_VERSION=2.13.0
+COPY --from=ghcr.io/astral-sh/uv:0.9.5 /uv /usr/local/bin/uv
+ENV UV_PYTHON_INSTALL_DIR=/opt/python \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HOME=/scratch/hf \
+    XDG_CACHE_HOME=/scratch/cache \
+    TRITON_CACHE_DIR=/scratch/cache/triton \
+    TMPDIR=/scratch/tmp
+RUN uv venv --python "${PYTHON_VERSION}" /opt/venv \
+ && uv pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
+
+WORKDIR /opt/xtrc
+# Dependencies (pinned: the versions the test suite ran with), then the code.
+COPY pyproject.toml README.md ./
+RUN uv pip install -r pyproject.toml --extra runtime \
+      "transformers==5.24.0" "datasets==5.2.0" "tokenizers==0.23.3" "safetensors==0.8.0" \
+      "s3fs==2026.9.0" "fsspec==2026.9.0" "pydantic==2.14.4" "numpy>=1.24,<3"
+COPY compiler ./compiler
+COPY runtime ./runtime
+COPY charts ./charts
+RUN uv pip install --no-deps . \
+ && useradd --uid 1000 --user-group --no-create-home --home-dir /scratch xtrc
+
+USER 1000:1000
+ENTRYPOINT ["xtrc-runtime"]
+CMD ["--help"]
