@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fixtures", help="write deterministic synthetic data for every task")
     p.add_argument("args", nargs=argparse.REMAINDER)
 
+    p = sub.add_parser("augment", help="write augmented training examples to a file, to look at them")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -48,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from xtrc_runtime import fixtures
 
         return int(fixtures.main(args.args) or 0)
+    if args.command == "augment":
+        from xtrc_runtime.augment import main_augment
+
+        return int(main_augment(args.args) or 0)
     if args.command == "score":
         return _score(args)
     return _run_stage(args)

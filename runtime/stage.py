@@ -21,9 +21,9 @@ from xtrc import tasks
 from xtrc.stage import StageConfig, compute_key
 from xtrc.store import METRICS_JSON, MODEL_DIR, PREDICTIONS_DIR, STAGE_JSON
 from xtrc_runtime import metrics, retrieval
-from xtrc_runtime.data import DataError, DataLocation, Example, TaggingExample, load
+from xtrc_runtime.data import DataError, DataLocation, Example, TaggingExample, load, resolve
 from xtrc_runtime.evaluate import Result, evaluate, headline
-from xtrc_runtime.features import encode
+from xtrc_runtime.features import Feature, encode
 from xtrc_runtime.model import HeadSpec, TaskModel, load_encoder, save
 from xtrc_runtime.storage import StageStore, storage_options
 from xtrc_runtime.tiny import BUILTIN_TINY, build_encoder, build_tokenizer
@@ -80,9 +80,6 @@ class _StageRunner:
 
     def run(self) -> dict[str, Any]:
         c = self.config
-        if c.augmentation is not None:
-            raise ConfigError("augmentation (code_switch, translate_train) is not implemented in this runtime "
-                              "version yet; run arms without augmentation")
         seed = c.seed if c.seed is not None else 0
         random.seed(seed)
         torch.manual_seed(seed)
@@ -97,7 +94,9 @@ class _StageRunner:
         examples = {t: self._load(t, "en", "train", self.hp.max_train_examples) for t in train_tasks}
         heads = self._heads(train_tasks, examples)
         model = TaskModel(encoder, heads).to(self.device)
-        phases = self._phases(train_tasks, examples, heads, tokenizer)
+        phases, augmentation = self._phases(train_tasks, examples, heads, tokenizer, seed)
+        if augmentation:
+            summary["augmentation"] = augmentation
         trainer = Trainer(model, self.hp, seed=seed, device=self.device, pad_id=tokenizer.pad_token_id,
                           evaluate=self._dev_scorer(model, tokenizer, train_tasks, heads),
                           checkpointing=Checkpointing(self.hp.checkpoint_every_steps, self.hp.checkpoint_every_minutes,
@@ -177,15 +176,60 @@ class _StageRunner:
         return {task: spec(task) for task in train_tasks}
 
     def _phases(self, train_tasks: list[str], examples: dict[str, list[Example]], heads: dict[str, HeadSpec],
-                tokenizer: Any) -> list[list[TrainTask]]:
-        def task(name: str, head: str) -> TrainTask:
-            features = encode(examples[name], tokenizer, self.hp.max_seq_length, labels=heads[head].labels,
+                tokenizer: Any, seed: int) -> tuple[list[list[TrainTask]], dict[str, Any]]:
+        """Training phases, with the stage's augmentation applied; and what augmentation did."""
+        aug = self.config.augmentation
+        stats: dict[str, Any] = {}
+        switcher = None
+        if aug is not None and aug.code_switch is not None:
+            from xtrc_runtime.augment import CodeSwitcher, load_dictionaries
+
+            cfg = aug.code_switch.model_copy(update={"dictionaries": resolve(aug.code_switch.dictionaries)})
+            try:
+                switcher = CodeSwitcher(cfg, load_dictionaries(cfg.dictionaries, cfg.languages,
+                                                               self.where.storage_options or None))
+            except ValueError as exc:
+                raise ConfigError(f"code_switch: {exc}") from exc
+
+        def task(name: str, head: str, index: int) -> TrainTask:
+            english = examples[name]
+            added: list[Example] = []
+            if aug is not None and aug.translate_train is not None:
+                added, stats[f"translate_train.{name}"] = self._translations(name, aug.translate_train, seed)
+
+            def encoded(epoch: int) -> list[Feature]:
+                data = english
+                if switcher is not None:
+                    data, switched = switcher.switch(english, seed=seed * 100 + index, epoch=epoch)
+                    if epoch == 0:
+                        stats[f"code_switch.{name}"] = {**switched, "dynamic": switcher.config.dynamic}
+                return encode([*data, *added], tokenizer, self.hp.max_seq_length, labels=heads[head].labels,
                               doc_stride=self.hp.doc_stride)
-            return TrainTask(name, head, features, cap=self.config.multitask_cap)
+
+            dynamic = switcher is not None and switcher.config.dynamic
+            return TrainTask(name, head, encoded(0), cap=self.config.multitask_cap,
+                             resample=encoded if dynamic else None)
 
         if self.config.kind == "target":
-            return [[task(name, "target")] for name in train_tasks]
-        return [[task(name, name) for name in train_tasks]]
+            phases = [[task(name, "target", i)] for i, name in enumerate(train_tasks)]
+        else:
+            phases = [[task(name, name, i) for i, name in enumerate(train_tasks)]]
+        for key, value in stats.items():
+            log.info("augmentation %s: %s", key, json.dumps(value, sort_keys=True))
+        return phases, stats
+
+    def _translations(self, train_task: str, cfg: Any, seed: int) -> tuple[list[Example], dict[str, Any]]:
+        """Translate-train data for the task this stage trains on (found under the target task
+        it serves, e.g. XNLI's translations of MNLI)."""
+        from xtrc_runtime.augment import load_translations
+
+        candidates = [e.task for e in self.config.eval_tasks] or [train_task]
+        target = next((t for t in candidates if t in cfg.paths or tasks.TASKS[t].translations is not None),
+                      candidates[0])
+        try:
+            return load_translations(target, train_task, cfg, self.where, seed=seed)
+        except (DataError, ValueError) as exc:
+            raise ConfigError(f"translate_train: {exc}") from exc
 
     def _dev_scorer(self, model: TaskModel, tokenizer: Any, train_tasks: list[str],
                     heads: dict[str, HeadSpec]) -> Callable[[int], float | None]:

@@ -36,6 +36,15 @@ class TrainTask:
     head: str
     features: list[Feature]
     cap: int | None = None  # multi-task: at most this many examples per epoch
+    resample: Callable[[int], list[Feature]] | None = None
+    """Features for an epoch, when they change per epoch (dynamic code-switching); deterministic
+    in the epoch, so a resumed run sees the same data. Must keep the number of features."""
+    _epoch: int = field(default=0, repr=False)
+
+    def for_epoch(self, epoch: int) -> list[Feature]:
+        if self.resample is not None and epoch != self._epoch:
+            self.features, self._epoch = self.resample(epoch), epoch
+        return self.features
 
 
 @dataclass
@@ -76,7 +85,7 @@ def schedule(phase: Sequence[TrainTask], batch_size: int, seed: int, epoch: int,
     per_task: list[list[list[int]]] = []
     for t, task in enumerate(phase):
         task_seed = seed * 1000 + epoch * 10 + t
-        groups = list(batches(task.features, batch_size, seed=task_seed, group_by_length=group_by_length))
+        groups = list(batches(task.for_epoch(epoch), batch_size, seed=task_seed, group_by_length=group_by_length))
         if task.cap is not None:
             groups = groups[: max(1, math.ceil(task.cap / batch_size))]
         per_task.append(groups)
@@ -130,7 +139,8 @@ class Trainer:
                 self.best_state = None
                 optimizer, scheduler = self._optimizer(total)
             self.model.train()
-            stop = False
+            # A checkpoint taken at the eval that stopped training early resumes stopped, not training on.
+            stop = self._patience_exhausted(pos)
             while pos.step < total and not stop:
                 order = schedule(phase, self.hp.batch_size, self.seed + 7 * phase_index, pos.epoch,
                                  group_by_length=not self.pad_to_max)
@@ -215,6 +225,9 @@ class Trainer:
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             return False
         pos.evals_without_improvement += 1
+        return self._patience_exhausted(pos)
+
+    def _patience_exhausted(self, pos: Position) -> bool:
         patience = self.hp.early_stopping_patience
         return bool(patience) and pos.evals_without_improvement >= patience
 
