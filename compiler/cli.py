@@ -67,6 +67,69 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, metavar="N", help="stages at once (default: compute.max_parallel, "
                    "limited by the GPUs here)")
 
+    p = command("report", _report, "Tables of the results (arms x tasks, Δ vs the baseline) and the research "
+                "question's answer with paired bootstrap intervals.")
+    _spec_args(p)
+    p.add_argument("--format", choices=("table", "csv", "json", "markdown", "latex"), default="table",
+                   help="output format (default: rich tables)")
+    p.add_argument("--by", choices=("language",), help="add one arms x languages table per task")
+    p.add_argument("--task", action="append", metavar="T", help="only target task T (repeatable, or comma-separated)")
+    p.add_argument("--plot", metavar="FILE.png", help="also write a heatmap of Δ vs the baseline by language x arm")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap replicates (0: no intervals)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap resampling")
+    p.add_argument("--workers", type=int, default=32, metavar="N", help="store reads at once")
+
+    p = command("apply", _apply, "Run the experiment on Kubernetes: store the spec in a ConfigMap and start an "
+                "in-cluster orchestrator Job (with its ServiceAccount, Role and RoleBinding) that creates each "
+                "stage's Job when it is ready; idempotent. --watch runs that loop here instead.")
+    _spec_args(p)
+    _kube_args(p)
+    p.add_argument("--image", metavar="IMG", help="container image of the stages and the orchestrator "
+                   "(overrides the spec's image)")
+    p.add_argument("--watch", action="store_true", help="run the orchestration loop here, with a live view, "
+                   "instead of the orchestrator Job")
+    dry = p.add_mutually_exclusive_group()
+    dry.add_argument("--dry-run", action="store_true", help="print what would be created; contact no cluster")
+    dry.add_argument("--server-dry-run", action="store_true", help="send every create with dryRun=All: the "
+                     "API server validates and admits, nothing is stored")
+    p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
+    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between looks at the "
+                   "cluster (default 2)")
+
+    p = command("orchestrate", _orchestrate, "The orchestration loop on Kubernetes, without a live view (what the "
+                "orchestrator Job of `xtrc apply` runs in-cluster). Exits 0 when every stage is done, 3 when "
+                "stages failed.")
+    _spec_args(p)
+    _kube_args(p)
+    p.add_argument("--image", metavar="IMG", help="container image of the stages (overrides the spec's image)")
+    p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
+    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between looks at the "
+                   "cluster (default 2)")
+
+    p = command("status", _status, "One row per stage: state (cached, waiting, ready, pending, running, "
+                "succeeded, failed, blocked), pod phase, node, age, attempts, and why, from the store and the "
+                "cluster.")
+    _spec_args(p)
+    _kube_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("logs", _logs, "Print (or follow) the log of a stage's newest pod.")
+    _spec_args(p)
+    p.add_argument("stage", metavar="STAGE", help="a stage key prefix, or ARM/TASK such as none+cs/panx "
+                   "(TASK: a target task, or intermediate)")
+    _kube_args(p)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the container ends")
+    p.add_argument("--seed", type=int, metavar="S", help="the seed, when ARM/TASK matches several")
+
+    p = command("delete", _delete, "Remove the experiment from the cluster: its stage Jobs and pods, the "
+                "orchestrator Job, ConfigMap, ServiceAccount, Role, RoleBinding and NetworkPolicy. Stored "
+                "results stay unless --purge-store.")
+    _spec_args(p)
+    _kube_args(p)
+    p.add_argument("--purge-store", action="store_true", help="also delete this experiment's stages "
+                   "(checkpoints, models, metrics) from the store; asks first")
+    p.add_argument("-y", "--yes", action="store_true", help="with --purge-store: do not ask")
+
     command("schema", _schema, "Print the spec's JSON Schema (for editors: yaml-language-server).")
     command("tasks", _tasks, "List the task registry: types, languages, metrics, data sources.")
     return parser
@@ -76,6 +139,12 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--store", metavar="URI", help="store root (overrides storage.uri; env XTRC_STORE)")
     p.add_argument("--rerun", metavar="SALT", help="add SALT to the spec's salt: every stage gets a new key")
+
+
+def _kube_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--context", metavar="C", help="kubeconfig context (default: the current one; inside a pod: "
+                   "the in-cluster configuration)")
+    p.add_argument("-n", "--namespace", metavar="N", help="namespace (default: compute.namespace)")
 
 
 def load_experiment(args: argparse.Namespace) -> Experiment:
@@ -223,6 +292,307 @@ def _save_spec(store: Any, name: str, text: bytes) -> None:
     with fs.open(tmp, "wb") as f:
         f.write(text)
     fs.mv(tmp, final)
+
+
+# --- Kubernetes ------------------------------------------------------------------------------
+
+
+def _kube_experiment(args: argparse.Namespace) -> Experiment:
+    """The spec with --store, --rerun, --namespace and --image applied."""
+    import re
+
+    exp = load_experiment(args)
+    compute: dict[str, Any] = {}
+    update: dict[str, Any] = {}
+    namespace = getattr(args, "namespace", None)
+    if namespace:
+        if len(namespace) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace):
+            raise XtrcError(f"--namespace {namespace!r} is not a DNS-1123 label (lowercase letters, digits, '-')")
+        compute["namespace"] = namespace
+    image = getattr(args, "image", None)
+    if image:
+        if len(image) > 255 or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", image):
+            raise XtrcError(f"--image {image!r} is not a container image reference")
+        update["image"] = image
+    if compute:
+        update["compute"] = exp.compute.model_copy(update=compute)
+    return exp.model_copy(update=update) if update else exp
+
+
+def _kube_store(exp: Experiment) -> Any:
+    """The store, with the credentials a mounted storage Secret holds (in-cluster) added to its options."""
+    from xtrc.store import Store, credential_options
+
+    uri = exp.storage.uri
+    return Store(uri, credential_options(uri, dict(exp.storage.options), os.environ.get("XTRC_STORAGE_SECRET_DIR")))
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from xtrc.kube import (
+        KubernetesBackend, api_client, apply, apply_manifests, check_store, orchestrator_args, orchestrator_env,
+    )
+    from xtrc.plan import build
+    from xtrc.render import SPEC_DIR, Renderer, job_name
+
+    if args.poll <= 0:
+        raise XtrcError("--poll must be more than 0 seconds")
+    exp = _kube_experiment(args)
+    plan = build(exp)
+    check_store(exp.storage.uri)
+    renderer = Renderer(args.charts)
+    ns = exp.compute.namespace
+    name = exp.metadata.name
+    if args.watch:
+        manifests = [renderer.render_network_policy(plan)]
+    else:
+        store = getattr(args, "store", None) or os.environ.get("XTRC_STORE")
+        orchestrator = orchestrator_args(f"{SPEC_DIR}/spec.yaml", ns, store=store, image=args.image,
+                                         rerun=args.rerun, poll=args.poll)
+        manifests = apply_manifests(plan, renderer, spec_text=Path(args.spec).read_text(encoding="utf-8"),
+                                    args=orchestrator, env=orchestrator_env())
+    if args.dry_run:
+        width = max(len(m.kind) for m in manifests)
+        print(f"would create in namespace {ns} (dry run: no cluster contacted):")
+        for m in manifests:
+            print(f"  {m.kind:<{width}}  {m.name}")
+        who = "this machine (--watch)" if args.watch else "the orchestrator"
+        print(f"and {len(plan.stages)} stage Jobs, each created by {who} once its upstream stages are done:")
+        for key, stage in plan.stages.items():
+            print(f"  {'Job':<{width}}  {job_name(name, stage)}")
+        return 0
+    api = api_client(args.context)
+    backend = KubernetesBackend(plan, api, renderer=renderer)
+    results = apply(plan, api, manifests, server_dry_run=args.server_dry_run, backend=backend)
+    suffix = " (server dry run: nothing stored)" if args.server_dry_run else ""
+    for r in results:
+        print(f"{r.kind.lower()}/{r.name} {r.action}{suffix}")
+    if args.server_dry_run:
+        return 0
+    if args.watch:
+        return _watch(args, plan, backend)
+    print(f"the orchestrator runs in namespace {ns}: `xtrc status {args.spec}` shows the stages, "
+          f"`xtrc logs {args.spec} STAGE` a stage's log", file=sys.stderr)
+    return 0
+
+
+def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
+    """`xtrc apply --watch`: the orchestration loop here, with the live view."""
+    import signal
+
+    from rich.console import Console
+
+    from xtrc.kube import retry_failed
+    from xtrc.live import Progress, describe
+    from xtrc.orchestrate import orchestrate
+
+    exp = plan.experiment
+    console = Console(stderr=True, soft_wrap=True)
+    store = _kube_store(exp)
+    _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes())
+    retried = retry_failed(backend)  # as a new `xtrc run` does: what failed before is tried again
+    if retried:
+        console.print(f"retrying {len(retried)} failed stage(s)")
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    progress = Progress(plan, console)
+    try:
+        snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel,
+                               poll_seconds=args.poll, on_pass=progress, should_stop=lambda: interrupted)
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        console.print(f"stopped watching: {snapshot.count('running')} stage Job(s) keep running in namespace "
+                      f"{backend.namespace}; `xtrc apply {args.spec} --watch` watches again, `xtrc apply` hands "
+                      f"them to an in-cluster orchestrator, `xtrc delete {args.spec}` stops them")
+        return 130
+    return _summary(console, plan, snapshot, store.uri, args.spec, describe)
+
+
+def _summary(console: Any, plan: Plan, snapshot: Any, uri: str, spec: str, describe: Any) -> int:
+    failed = {k: v for k, v in snapshot.stages.items() if v.state == "failed"}
+    blocked = {k: v for k, v in snapshot.stages.items() if v.state == "blocked"}
+    console.print(f"{snapshot.count('done')}/{len(plan.stages)} stages done in {uri}; "
+                  f"{len(failed)} failed, {len(blocked)} blocked")
+    for key, view in failed.items():
+        console.print(f"  failed {key} {describe(plan, key)}: {view.reason} (log: xtrc logs {spec} {key})")
+    for key, view in blocked.items():
+        console.print(f"  blocked {key} {describe(plan, key)}: {view.reason}")
+    return 1 if failed or blocked else 0
+
+
+ORCHESTRATE_FAILED = 3
+"""`xtrc orchestrate` ended with failed or blocked stages (its Job's podFailurePolicy does not retry it)."""
+
+
+def _orchestrate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from xtrc.kube import KubernetesBackend, Transitions, api_client
+    from xtrc.live import describe
+    from xtrc.orchestrate import orchestrate
+    from xtrc.plan import build
+    from xtrc.render import Renderer
+
+    if args.poll <= 0:
+        raise XtrcError("--poll must be more than 0 seconds")
+    exp = _kube_experiment(args)
+    plan = build(exp)
+    backend = KubernetesBackend(plan, api_client(args.context), renderer=Renderer(args.charts))
+    store = _kube_store(exp)
+    _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes())
+    print(f"xtrc {__version__}: experiment {exp.metadata.name}, {len(plan.stages)} stages, namespace "
+          f"{backend.namespace}, store {store.uri}, at most {exp.compute.max_parallel} at once", flush=True)
+    snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel, poll_seconds=args.poll,
+                           on_pass=Transitions(plan))
+    console = Console(file=sys.stdout, soft_wrap=True, force_terminal=False, no_color=True)
+    return ORCHESTRATE_FAILED if _summary(console, plan, snapshot, store.uri, args.spec, describe) else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from xtrc.kube import STATUS_STATES, KubernetesBackend, age_text, api_client, stage_rows
+    from xtrc.plan import build
+
+    exp = _kube_experiment(args)
+    plan = build(exp)
+    backend = KubernetesBackend(plan, api_client(args.context), require_remote_store=False)
+    statuses = backend.poll()  # before the store: a stage that ends in between is seen done, not failed
+    try:
+        done = _kube_store(exp).done_keys() & set(plan.stages)
+    except Exception as exc:  # the store may need credentials only the cluster has
+        print(f"warning: cannot read store {exp.storage.uri} ({type(exc).__name__}: {exc}); stages count as done "
+              "only when their Job completed", file=sys.stderr)
+        done = {key for key, status in statuses.items() if status.state == "finished"}
+    rows = stage_rows(plan, done, backend, statuses)
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2, sort_keys=True))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    colours = {"cached": "green", "succeeded": "green", "running": "cyan", "pending": "yellow", "ready": "blue",
+               "waiting": "dim", "failed": "red", "blocked": "yellow"}
+    counts = {state: sum(1 for r in rows if r.state == state) for state in STATUS_STATES}
+    title = f"{exp.metadata.name} in namespace {backend.namespace}: " + ", ".join(
+        f"{n} {state}" for state, n in counts.items() if n)
+    table = Table(title=title, show_header=True, header_style="bold", box=None)
+    for column in ("stage", "what", "state", "pod phase", "node", "age", "attempts", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r.key[:12], r.what, f"[{colours[r.state]}]{r.state}[/]", r.phase, r.node, age_text(r.age),
+                      str(r.attempts or ""), r.reason)
+    Console(soft_wrap=False).print(table)
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    import codecs
+
+    from xtrc.kube import KubernetesBackend, api_client, newest_pod, pod_log, resolve_stage
+    from xtrc.live import describe
+    from xtrc.plan import build
+
+    exp = _kube_experiment(args)
+    plan = build(exp)
+    key = resolve_stage(plan, args.stage, args.seed)
+    backend = KubernetesBackend(plan, api_client(args.context), require_remote_store=False)
+    pod, count = newest_pod(backend, key)
+    print(f"==> stage {key} ({describe(plan, key)}): pod {pod.metadata.name}, attempt {count}", file=sys.stderr)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for chunk in pod_log(backend, pod.metadata.name, follow=args.follow):
+        sys.stdout.write(decoder.decode(chunk))
+        sys.stdout.flush()
+    sys.stdout.write(decoder.decode(b"", final=True))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from xtrc.kube import api_client, delete
+    from xtrc.plan import build
+
+    exp = _kube_experiment(args)
+    plan = build(exp)
+    if args.purge_store and not args.yes and not sys.stdin.isatty():
+        raise XtrcError("--purge-store deletes stored results: confirm on a terminal, or pass --yes")
+    results = delete(plan, api_client(args.context))
+    for r in results:
+        print(f"{r.kind.lower()}/{r.name} deleted")
+    print(f"removed {len(results)} object(s) of experiment {exp.metadata.name} from namespace "
+          f"{exp.compute.namespace}; the store {exp.storage.uri} is untouched" if not args.purge_store else
+          f"removed {len(results)} object(s) of experiment {exp.metadata.name} from namespace {exp.compute.namespace}")
+    if args.purge_store:
+        return _purge_store(args, plan)
+    return 0
+
+
+def _purge_store(args: argparse.Namespace, plan: Plan) -> int:
+    exp = plan.experiment
+    store = _kube_store(exp)
+    fs = store.fs
+    fs.invalidate_cache()
+    present = [key for key in plan.stages if fs.exists(store.layout.stage(key))]
+    spec_dir = store.layout.experiment(exp.metadata.name)
+    if not present and not fs.exists(spec_dir):
+        print(f"the store {store.uri} holds nothing of experiment {exp.metadata.name}")
+        return 0
+    if not args.yes:
+        answer = input(f"delete {len(present)} stage(s) of experiment {exp.metadata.name} from {store.uri} "
+                       "(checkpoints, models, metrics, predictions)? Stages are content-keyed: another experiment "
+                       "in this store that shares one loses it too. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted from the store")
+            return 1
+    for key in present:
+        fs.rm(store.layout.stage(key), recursive=True)
+    if fs.exists(spec_dir):
+        fs.rm(spec_dir, recursive=True)
+    print(f"deleted {len(present)} stage(s) of experiment {exp.metadata.name} from {store.uri}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from xtrc.report import build_report, check_tasks, collect, local_status, plot, print_tables, render
+    from xtrc.store import Store
+
+    if args.bootstrap < 0:
+        raise XtrcError("--bootstrap must be 0 or more")
+    if args.workers < 1:
+        raise XtrcError("--workers must be at least 1")
+    plan = _build_plan(args)
+    exp = plan.experiment
+    if args.task:
+        check_tasks(args.task, exp.target_tasks)
+    store = Store(exp.storage.uri, dict(exp.storage.options))
+    try:
+        from xtrc.local import state_dir_for
+
+        status: dict[str, str] = {}
+        done: set[str] | None = None
+        if state_dir_for(store.uri).is_dir():  # stages run here: their state files say running/failed
+            done = store.done_keys()
+            status = local_status(plan, store, done)
+        results = collect(plan, store, status=status, workers=args.workers, done=done)
+    except ImportError as exc:
+        raise XtrcError(f"cannot read store {store.uri}: {exc}; install its fsspec backend "
+                        "(pip install 'xtrc[s3]' for s3://)") from None
+    except OSError as exc:
+        raise XtrcError(f"cannot read store {store.uri}: {type(exc).__name__}: {exc}") from None
+    report = build_report(results, tasks=args.task, by=args.by, bootstrap=args.bootstrap, seed=args.seed)
+    if args.format == "table":
+        from rich.console import Console
+
+        print_tables(report, Console())
+    else:
+        sys.stdout.write(render(report, args.format))
+    if args.plot:
+        plot(results, args.plot, tasks=args.task)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:

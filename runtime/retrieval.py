@@ -119,9 +119,14 @@ def bucc(pairs: Sequence[PairExample], source: torch.Tensor, target: torch.Tenso
     predicted = {(i, j) for score, i, j in candidates if score >= threshold}
     ids = [p.id for p in pairs]
     scores = metrics.bucc_f1({(ids[i], ids[j]) for i, j in predicted}, {(x, x) for x in ids})
-    found = {i: j for i, j in predicted}
-    records = [{"id": p.id, "prediction": ids[found[i]] if i in found else None, "gold": p.id,
-                "scores": {"hit": 100.0 * (found.get(i) == i)}} for i, p in enumerate(pairs)]
+    by_source: dict[int, list[int]] = {}
+    for i, j in sorted(predicted):
+        by_source.setdefault(i, []).append(j)
+    # counts [tp, n_pred, n_gold] per source sentence sum to the pair counts behind the F1, so a
+    # bootstrap over sentences can recompute it exactly.
+    records = [{"id": p.id, "prediction": [ids[j] for j in by_source.get(i, [])], "gold": p.id,
+                "counts": [int(i in by_source.get(i, [])), len(by_source.get(i, [])), 1]}
+               for i, p in enumerate(pairs)]
     return Result({**scores, "threshold": threshold}, records)
 
 

@@ -300,7 +300,8 @@ class _StageRunner:
 
 def _task_summary(task: str, per_language: dict[str, dict[str, float]]) -> dict[str, Any]:
     info = tasks.TASKS[task]
-    common = set.intersection(*(set(m) for m in per_language.values())) if per_language else set()
+    # Averaged: the task's metrics present in every language (not run details such as BUCC's threshold).
+    common = set.intersection(*(set(m) for m in per_language.values())) & set(info.metrics) if per_language else set()
     average = metrics.language_average({lang: {k: v for k, v in m.items() if k in common}
                                         for lang, m in per_language.items()})
     return {
