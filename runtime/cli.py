@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
-    _logging()
+    _logging(quiet_hub=args.command == "run-stage")
     if args.command == "fixtures":
         from xtrc_runtime import fixtures
 
@@ -60,12 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     return _run_stage(args)
 
 
-def _logging() -> None:
+def _logging(*, quiet_hub: bool) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "botocore", "aiobotocore", "s3fs", "fsspec", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # progress bars garble stage logs
+    if not quiet_hub:  # importing transformers costs seconds: only stages need it
+        return
     try:
         from transformers.utils import logging as hf_logging
 
