@@ -185,6 +185,10 @@ class TrainingOverrides(_Model):
     )
     max_train_examples: Annotated[int, Field(ge=1)] | None = None
     max_eval_examples: Annotated[int, Field(ge=1)] | None = Field(None, description="Per language.")
+    group_by_length: bool | None = Field(
+        None, description="Batch examples of similar length (less padding, faster; it slowed learning on "
+        "the tiny model's data in bench/throughput.py, so it is off by default)."
+    )
 
 
 class Training(_Model):

@@ -45,6 +45,7 @@ class Hyperparameters(_Frozen):
     early_stopping_patience: int = 0
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
+    group_by_length: bool = False
 
 
 NOT_IN_KEY = frozenset({"checkpoint_every_steps", "checkpoint_every_minutes"})

@@ -106,7 +106,8 @@ def schedule(phase: Sequence[TrainTask], batch_size: int, seed: int, epoch: int,
 class Trainer:
     def __init__(self, model: TaskModel, hp: Hyperparameters, *, seed: int, device: torch.device,
                  pad_id: int, evaluate: Callable[[int], float | None] | None = None,
-                 checkpointing: Checkpointing | None = None, pad_to_max: bool = False):
+                 checkpointing: Checkpointing | None = None, pad_to_max: bool = False,
+                 group_by_length: bool | None = None):
         self.model = model
         self.hp = hp
         self.seed = seed
@@ -115,6 +116,7 @@ class Trainer:
         self.evaluate = evaluate
         self.checkpointing = checkpointing
         self.pad_to_max = pad_to_max  # the XTREME reference recipe (for benchmarks)
+        self.group_by_length = (hp.group_by_length if group_by_length is None else group_by_length) and not pad_to_max
         self.autocast_dtype = _autocast_dtype(hp.precision, device)
         self.best_state: dict[str, torch.Tensor] | None = None
         self.examples_seen = 0
@@ -130,7 +132,7 @@ class Trainer:
         for phase_index in range(pos.phase, len(phases)):
             phase = phases[phase_index]
             steps_per_epoch = max(1, math.ceil(len(schedule(phase, self.hp.batch_size, self.seed, 0,
-                                                            group_by_length=not self.pad_to_max))
+                                                            group_by_length=self.group_by_length))
                                                / self.hp.grad_accum))
             total = self._total_steps(steps_per_epoch)
             if optimizer is None or pos.phase != phase_index:
@@ -143,7 +145,7 @@ class Trainer:
             stop = self._patience_exhausted(pos)
             while pos.step < total and not stop:
                 order = schedule(phase, self.hp.batch_size, self.seed + 7 * phase_index, pos.epoch,
-                                 group_by_length=not self.pad_to_max)
+                                 group_by_length=self.group_by_length)
                 accumulated = 0
                 for task_index, indices in order[pos.batch:]:
                     task = phase[task_index]
@@ -262,7 +264,7 @@ class Trainer:
             self.best_state = _load(directory / "best.pt")
         phase = phases[pos.phase]
         steps_per_epoch = max(1, math.ceil(len(schedule(phase, self.hp.batch_size, self.seed, 0,
-                                                        group_by_length=not self.pad_to_max)) / self.hp.grad_accum))
+                                                        group_by_length=self.group_by_length)) / self.hp.grad_accum))
         optimizer, scheduler = self._optimizer(self._total_steps(steps_per_epoch))
         state = _load(directory / "optim.pt")
         optimizer.load_state_dict(state["optimizer"])
