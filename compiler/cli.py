@@ -486,7 +486,10 @@ def _status(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(r.key[:12], r.what, f"[{colours[r.state]}]{r.state}[/]", r.phase, r.node, age_text(r.age),
                       str(r.attempts or ""), r.reason)
-    Console(soft_wrap=False).print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: one line per stage, however long its reason
+        console = Console(width=max(console.width, 240))
+    console.print(table)
     return 0
 
 

@@ -72,7 +72,7 @@ class Progress:
         from rich.table import Table
 
         table = Table(show_header=True, header_style="bold", box=None)
-        for column in ("stage", "what", "state", "elapsed"):
+        for column in ("stage", "what", "state", "elapsed", "reason"):
             table.add_column(column)
         now = time.time()
         for key, view in snap.stages.items():
@@ -80,5 +80,5 @@ class Progress:
                 continue
             elapsed = time.strftime("%M:%S", time.gmtime(now - view.started)) if view.started else ""
             colour = {"running": "cyan", "failed": "red", "blocked": "yellow"}[view.state]
-            table.add_row(key[:12], describe(self.plan, key), f"[{colour}]{view.state}[/]", elapsed)
+            table.add_row(key[:12], describe(self.plan, key), f"[{colour}]{view.state}[/]", elapsed, view.reason)
         return Group(self._line(snap), table)

@@ -94,8 +94,11 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
                 should_stop: Callable[[], bool] | None = None) -> Snapshot:
     """Run the plan to the end (or until ``should_stop``); the last snapshot."""
     while True:
+        # The backend first, then the store: a stage that ends between the two reads is seen done
+        # (its _SUCCESS is written before its process exits), never "finished without _SUCCESS".
+        status = backend.poll()
         done = store.done_keys() & set(plan.stages)
-        views = assess(plan, done, backend.poll())
+        views = assess(plan, done, status)
         running = sum(1 for v in views.values() if v.state == "running")
         submitted: list[str] = []
         for key, view in views.items():

@@ -24,9 +24,14 @@ from xtrc.errors import XtrcError
 from xtrc.plan import Plan
 from xtrc.stage import StageConfig
 
-TEMPLATES = ("stage-job.yaml.j2", "networkpolicy.yaml.j2")
+TEMPLATES = ("stage-job.yaml.j2", "networkpolicy.yaml.j2", "orchestrator.yaml.j2")
 CONFIG_ERROR_EXIT_CODE = 2
 SECRET_MOUNT = "/var/run/secrets/xtrc/storage"
+SPEC_DIR = "/etc/xtrc"
+"""Where the orchestrator Job mounts the spec's ConfigMap (``<SPEC_DIR>/spec.yaml``)."""
+ORCHESTRATOR_FINAL_EXIT_CODES = (2, 3)
+"""``xtrc orchestrate`` exits 2 for a bad spec and 3 when stages failed: its Job must not retry."""
+SPEC_HASH_ANNOTATION = "xtrc.dev/spec-sha256"
 KIND_ABBREVIATION = {"intermediate": "int", "target": "tgt", "retrieval": "ret"}
 
 # Characters JSON leaves raw but YAML would not read back as themselves: C1 controls,
@@ -89,6 +94,19 @@ class Manifest:
         return f"{self.kind.lower()}-{self.name}.yaml"
 
 
+def orchestrator_name(experiment: str) -> str:
+    """``xtrc-<experiment>-orchestrator``: the orchestrator Job, its ServiceAccount, Role and RoleBinding."""
+    return f"xtrc-{experiment}-orchestrator"
+
+
+def spec_configmap_name(experiment: str) -> str:
+    return f"xtrc-{experiment}-spec"
+
+
+def network_policy_name(experiment: str) -> str:
+    return f"{experiment}-stages-no-ingress"
+
+
 def job_name(experiment: str, stage: StageConfig) -> str:
     """``<experiment>-<int|tgt|ret>-<key>``: at most 30 + 4 + 21 = 55 characters, stable, unique."""
     return f"{experiment}-{KIND_ABBREVIATION[stage.kind]}-{stage.key}"
@@ -139,6 +157,36 @@ class Renderer:
                            else self._checked(text, "Job", values["name"]))
         return out
 
+    def render_stage(self, plan: Plan, stage: StageConfig) -> Manifest:
+        """One stage's Job, parsed back in full (the Kubernetes backend renders them one at a time)."""
+        values = self._context(plan).stage(stage)
+        return self._checked(self.template("stage-job.yaml.j2").render(values), "Job", values["name"])
+
+    def render_network_policy(self, plan: Plan) -> Manifest:
+        context = self._context(plan)
+        return self._checked(self.template("networkpolicy.yaml.j2").render(context.network_policy()),
+                             "NetworkPolicy", context.network_policy_name)
+
+    def render_orchestrator(self, plan: Plan, *, spec_text: str, spec_hash: str, args: list[str],
+                            env: dict[str, str] | None = None) -> list[Manifest]:
+        """What `xtrc apply` creates besides the NetworkPolicy: the spec's ConfigMap, the orchestrator's
+        ServiceAccount, Role and RoleBinding, and its Job (``xtrc <args>``), in that order."""
+        values = self._context(plan).orchestrator(spec_text, spec_hash, args, env or {})
+        text = self.template("orchestrator.yaml.j2").render(values)
+        expected = [("ConfigMap", values["configmap"]), ("ServiceAccount", values["account"]),
+                    ("Role", values["account"]), ("RoleBinding", values["account"]), ("Job", values["name"])]
+        parts = [part for part in re.split(r"(?m)^---[ \t]*$\n?", text) if part.strip()]
+        if len(parts) != len(expected):
+            raise XtrcError(f"orchestrator.yaml.j2 in {self.charts_dir} produced {len(parts)} documents; expected "
+                            + ", ".join(kind for kind, _ in expected))
+        return [self._checked(part, kind, name) for part, (kind, name) in zip(parts, expected)]
+
+    def _context(self, plan: Plan) -> _PlanContext:
+        cached = getattr(self, "_cached_context", None)
+        if cached is None or cached.plan is not plan:
+            cached = self._cached_context = _PlanContext(plan)
+        return cached
+
     def _checked(self, text: str, kind: str, name: str) -> Manifest:
         try:
             doc = yaml.load(text, Loader=_Loader)
@@ -157,7 +205,7 @@ class _PlanContext:
         self.plan = plan
         self.experiment = exp.metadata.name
         self.compute = exp.compute
-        self.network_policy_name = f"{self.experiment}-stages-no-ingress"
+        self.network_policy_name = network_policy_name(self.experiment)
 
     @cached_property
     def shared(self) -> dict[str, Any]:
@@ -195,6 +243,36 @@ class _PlanContext:
             "namespace": self.compute.namespace,
             "labels": self.labels(),
             "selector": {"xtrc.dev/experiment": self.experiment, "app.kubernetes.io/component": "stage"},
+        }
+
+    def orchestrator(self, spec_text: str, spec_hash: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
+        labels = {**self.labels(), "app.kubernetes.io/component": "orchestrator"}
+        secret = self.plan.experiment.storage.secret
+        variables = {"PYTHONUNBUFFERED": "1", "HOME": "/tmp", "TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/cache"}
+        if secret:
+            variables["XTRC_STORAGE_SECRET_DIR"] = SECRET_MOUNT
+        variables.update(env)
+        return {
+            "compute": self.compute,
+            "namespace": self.compute.namespace,
+            "name": orchestrator_name(self.experiment),
+            "account": orchestrator_name(self.experiment),
+            "configmap": spec_configmap_name(self.experiment),
+            "labels": labels,
+            "annotations": {SPEC_HASH_ANNOTATION: spec_hash},
+            "spec_text": spec_text,
+            "spec_dir": SPEC_DIR,
+            "image": self.plan.experiment.image,
+            "command": ["xtrc"],
+            "args": list(args),
+            "env": [{"name": k, "value": v} for k, v in variables.items()],
+            "secret": secret,
+            "secret_mount": SECRET_MOUNT,
+            "image_pull_secrets": [{"name": s} for s in self.compute.image_pull_secrets],
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"memory": "1Gi"},
+            "backoff_limit": 6,
+            "final_exit_codes": list(ORCHESTRATOR_FINAL_EXIT_CODES),
         }
 
     def stage(self, stage: StageConfig) -> dict[str, Any]:

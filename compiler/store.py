@@ -28,6 +28,36 @@ PREDICTIONS_DIR = "predictions"
 LOG_FILE = "log.txt"
 
 
+# Credential files a mounted storage Secret may hold → the fsspec option each one sets (the same
+# files the runtime reads: xtrc_runtime.storage).
+SECRET_FILES = {
+    "s3": {"AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "token"},
+    "gs": {"service-account.json": "token"},
+    "gcs": {"service-account.json": "token"},
+    "az": {"AZURE_STORAGE_ACCOUNT_NAME": "account_name", "AZURE_STORAGE_ACCOUNT_KEY": "account_key",
+           "AZURE_STORAGE_CONNECTION_STRING": "connection_string"},
+    "abfs": {"AZURE_STORAGE_ACCOUNT_NAME": "account_name", "AZURE_STORAGE_ACCOUNT_KEY": "account_key",
+             "AZURE_STORAGE_CONNECTION_STRING": "connection_string"},
+}
+
+
+def credential_options(uri: str, options: dict[str, Any], secret_dir: str | None) -> dict[str, Any]:
+    """``options`` plus the credentials a mounted Secret holds as files in ``secret_dir`` (how the
+    in-cluster orchestrator reads the store, like the stages). The values are never logged."""
+    merged = dict(options)
+    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    if secret_dir and os.path.isdir(secret_dir):
+        for filename, option in SECRET_FILES.get(scheme, {}).items():
+            path = os.path.join(secret_dir, filename)
+            if os.path.isfile(path):
+                if option == "token" and scheme != "s3":
+                    merged[option] = path
+                else:
+                    with open(path, encoding="utf-8") as f:
+                        merged[option] = f.read().strip()
+    return merged
+
+
 def normalize_uri(uri: str) -> str:
     """A bare path becomes an absolute file:// URI; other URIs lose a trailing slash."""
     if "://" not in uri:

@@ -426,6 +426,10 @@ def test_status_subresource(cluster: FakeCluster, core, ns) -> None:
     patched = core.patch_namespaced_pod_status("parked", ns, {"status": {"conditions": [
         {"type": "example.com/Checked", "status": "True"}]}})
     assert any(c.type == "example.com/Checked" for c in patched.status.conditions)
+    # The merge patch replaced the conditions list; let the scheduler write its Unschedulable
+    # condition back first: a read-then-replace racing that write would (rightly) get 409 Conflict.
+    cluster.wait_for(lambda: {"PodScheduled", "example.com/Checked"} <= {
+        c.get("type") for c in cluster.get("pods", "parked", ns)["status"].get("conditions", [])})
     current = core.read_namespaced_pod("parked", ns)
     current.status.phase = "Succeeded"  # ignored: the main resource does not write status
     current.metadata.labels = {"touched": "yes"}
