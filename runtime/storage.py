@@ -9,42 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from xtrc.store import CHECKPOINTS_DIR, SUCCESS, normalize_uri
+from xtrc.store import CHECKPOINTS_DIR, SUCCESS, credential_options, normalize_uri
 
 log = logging.getLogger("xtrc_runtime")
 T = TypeVar("T")
 LATEST = "latest.json"
 
-# Credential files a mounted Secret may hold → the fsspec option each one sets.
-_SECRET_FILES = {
-    "s3": {"AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "token"},
-    "gs": {"service-account.json": "token"},
-    "gcs": {"service-account.json": "token"},
-    "az": {"AZURE_STORAGE_ACCOUNT_NAME": "account_name", "AZURE_STORAGE_ACCOUNT_KEY": "account_key",
-           "AZURE_STORAGE_CONNECTION_STRING": "connection_string"},
-    "abfs": {"AZURE_STORAGE_ACCOUNT_NAME": "account_name", "AZURE_STORAGE_ACCOUNT_KEY": "account_key",
-             "AZURE_STORAGE_CONNECTION_STRING": "connection_string"},
-}
-
-
 def storage_options(uri: str, options: dict[str, Any], secret_dir: str | None = None) -> dict[str, Any]:
-    """The spec's non-secret options plus credentials read from the mounted Secret's files.
-    The values are never logged."""
-    merged = dict(options)
-    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
-    if secret_dir and os.path.isdir(secret_dir):
-        for filename, option in _SECRET_FILES.get(scheme, {}).items():
-            path = os.path.join(secret_dir, filename)
-            if os.path.isfile(path):
-                merged[option] = path if option == "token" else Path(path).read_text().strip()
-    return merged
+    """The spec's non-secret options plus credentials read from the mounted Secret's files
+    (defined once, in :func:`xtrc.store.credential_options`). The values are never logged."""
+    return credential_options(uri, options, secret_dir)
 
 
 def retry(op: Callable[[], T], what: str, attempts: int = 6, first_delay: float = 0.5) -> T:
