@@ -24,7 +24,7 @@ from pathlib import Path
 
 from xtrc.orchestrate import BackendStatus
 from xtrc.stage import StageConfig
-from xtrc.store import LOG_FILE, Store
+from xtrc.store import LOG_FILE, Store, local_cache_dir
 
 CONFIG_ERROR = 2
 RUNTIME_COMMAND = ("run-stage", "--config-env", "XTRC_STAGE_CONFIG")
@@ -55,7 +55,7 @@ def state_dir_for(store_uri: str) -> Path:
     if store_uri.startswith("file://"):
         return Path(store_uri[len("file://"):]) / ".local-runs"
     digest = hashlib.sha256(store_uri.encode()).hexdigest()[:16]
-    return Path(os.environ.get("XTRC_CACHE", os.path.expanduser("~/.cache/xtrc"))) / "runs" / digest
+    return Path(local_cache_dir()) / "runs" / digest
 
 
 @dataclass

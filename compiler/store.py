@@ -31,7 +31,8 @@ LOG_FILE = "log.txt"
 # Credential files a mounted storage Secret may hold → the fsspec option each one sets (the same
 # files the runtime reads: xtrc_runtime.storage).
 SECRET_FILES = {
-    "s3": {"AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "token"},
+    "s3": {"AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "token",
+           "AWS_ENDPOINT_URL": "endpoint_url"},  # the endpoint as the pods see it (e.g. in-cluster MinIO)
     "gs": {"service-account.json": "token"},
     "gcs": {"service-account.json": "token"},
     "az": {"AZURE_STORAGE_ACCOUNT_NAME": "account_name", "AZURE_STORAGE_ACCOUNT_KEY": "account_key",
@@ -56,6 +57,13 @@ def credential_options(uri: str, options: dict[str, Any], secret_dir: str | None
                     with open(path, encoding="utf-8") as f:
                         merged[option] = f.read().strip()
     return merged
+
+
+def local_cache_dir() -> str:
+    """xtrc's local cache: $XTRC_CACHE, else $XDG_CACHE_HOME/xtrc, else ~/.cache/xtrc."""
+    if os.environ.get("XTRC_CACHE"):
+        return os.environ["XTRC_CACHE"]
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "xtrc")
 
 
 def normalize_uri(uri: str) -> str:

@@ -1580,6 +1580,8 @@ def resolve_builtin(uri: str) -> str:
     import tempfile
     from urllib.parse import parse_qs
 
+    from xtrc.store import local_cache_dir
+
     rest = uri[len(BUILTIN_PREFIX):]
     rest, _, query = rest.partition("?")
     params = {k: v[-1] for k, v in parse_qs(query).items()}
@@ -1590,7 +1592,7 @@ def resolve_builtin(uri: str) -> str:
     languages = tuple(params["languages"].split(",")) if "languages" in params else ("en", "de", "es", "ru", "zh")
     seed = int(params.get("seed", 0))
     digest = hashlib.sha256(f"{sizes}|{languages}|{seed}".encode()).hexdigest()[:16]
-    cache = os.path.join(os.environ.get("XTRC_CACHE", os.path.expanduser("~/.cache/xtrc")), "fixtures", digest)
+    cache = os.path.join(local_cache_dir(), "fixtures", digest)
     if not os.path.exists(os.path.join(cache, "manifest.json")):
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(cache))
