@@ -82,29 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     p = command("apply", _apply, "Run the experiment on Kubernetes: store the spec in a ConfigMap and start an "
                 "in-cluster orchestrator Job (with its ServiceAccount, Role and RoleBinding) that creates each "
                 "stage's Job when it is ready; idempotent. --watch runs that loop here instead.")
-    _spec_args(p)
-    _kube_args(p)
-    p.add_argument("--image", metavar="IMG", help="container image of the stages and the orchestrator "
-                   "(overrides the spec's image)")
+    _loop_args(p, image_help="container image of the stages and the orchestrator (overrides the spec's image)")
     p.add_argument("--watch", action="store_true", help="run the orchestration loop here, with a live view, "
                    "instead of the orchestrator Job")
     dry = p.add_mutually_exclusive_group()
     dry.add_argument("--dry-run", action="store_true", help="print what would be created; contact no cluster")
     dry.add_argument("--server-dry-run", action="store_true", help="send every create with dryRun=All: the "
                      "API server validates and admits, nothing is stored")
-    p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
-    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between looks at the "
-                   "cluster (default 2)")
 
     p = command("orchestrate", _orchestrate, "The orchestration loop on Kubernetes, without a live view (what the "
                 "orchestrator Job of `xtrc apply` runs in-cluster). Exits 0 when every stage is done, 3 when "
                 "stages failed.")
-    _spec_args(p)
-    _kube_args(p)
-    p.add_argument("--image", metavar="IMG", help="container image of the stages (overrides the spec's image)")
-    p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
-    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between looks at the "
-                   "cluster (default 2)")
+    _loop_args(p, image_help="container image of the stages (overrides the spec's image)")
 
     p = command("status", _status, "One row per stage: state (cached, waiting, ready, pending, running, "
                 "succeeded, failed, blocked), pod phase, node, age, attempts, and why, from the store and the "
@@ -133,6 +122,16 @@ def _parser() -> argparse.ArgumentParser:
     command("schema", _schema, "Print the spec's JSON Schema (for editors: yaml-language-server).")
     command("tasks", _tasks, "List the task registry: types, languages, metrics, data sources.")
     return parser
+
+
+def _loop_args(p: argparse.ArgumentParser, *, image_help: str) -> None:
+    """The arguments of every command that runs the orchestration loop against a cluster."""
+    _spec_args(p)
+    _kube_args(p)
+    p.add_argument("--image", metavar="IMG", help=image_help)
+    p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
+    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between looks at the "
+                   "cluster (default 2)")
 
 
 def _spec_args(p: argparse.ArgumentParser) -> None:
