@@ -36,11 +36,9 @@ RUN uv venv --python "${PYTHON_VERSION}" /opt/venv \
  && uv pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 
 WORKDIR /opt/xtrc
-# Dependencies (pinned: the versions the test suite ran with), then the code.
-COPY pyproject.toml README.md ./
-RUN uv pip install -r pyproject.toml --extra runtime \
-      "transformers==5.24.0" "datasets==5.2.0" "tokenizers==0.23.3" "safetensors==0.8.0" \
-      "s3fs==2026.9.0" "fsspec==2026.9.0" "pydantic==2.14.4" "numpy>=1.24,<3"
+# Dependencies (pinned by constraints.txt: the versions the test suite ran with), then the code.
+COPY pyproject.toml README.md constraints.txt ./
+RUN uv pip install -r pyproject.toml --extra runtime -c constraints.txt
 COPY compiler ./compiler
 COPY runtime ./runtime
 COPY charts ./charts

@@ -31,3 +31,4 @@ def test_image_runs_as_non_root_with_the_runtime_entrypoint() -> None:
     assert 'ENTRYPOINT ["xtrc-runtime"]' in text
     # dependencies are installed before the code is copied (small layers that cache)
     assert text.index("--extra runtime") < text.index("COPY compiler")
+    assert "-c constraints.txt" in text  # pinned versions
