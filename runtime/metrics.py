@@ -420,7 +420,7 @@ def macro_f1(
     tp_count = Counter(g for g, p in zip(golds, preds) if g == p)
     classes = set(gold_count) | set(labels or ())
     per_class: list[float] = []
-    for c in classes:
+    for c in sorted(classes, key=repr):  # a fixed order: a set's order (string hashes) varies by process
         if not gold_count[c] and not pred_count[c]:
             continue
         precision = tp_count[c] / pred_count[c] if pred_count[c] else 0.0
