@@ -224,13 +224,10 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import signal
-
     from rich.console import Console
 
-    from xtrc.live import Progress, describe
+    from xtrc.live import describe
     from xtrc.local import LocalBackend, visible_gpus
-    from xtrc.orchestrate import orchestrate
     from xtrc.store import Store
 
     plan = _build_plan(args)
@@ -253,20 +250,7 @@ def _run(args: argparse.Namespace) -> int:
         if key not in done:
             backend.forget(key)
 
-    interrupted = False
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        nonlocal interrupted
-        interrupted = True
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    progress = Progress(plan, console)
-    try:
-        snapshot = orchestrate(plan, store, backend, max_parallel=max(1, jobs), on_pass=progress,
-                               should_stop=lambda: interrupted)
-    finally:
-        progress.close()
-        signal.signal(signal.SIGINT, previous)
+    snapshot, interrupted = _watched_loop(plan, store, backend, console, max_parallel=max(1, jobs))
     if interrupted:
         backend.cancel()
         console.print("interrupted: running stages were stopped; run the same command again to resume")
@@ -376,13 +360,10 @@ def _apply(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
     """`xtrc apply --watch`: the orchestration loop here, with the live view."""
-    import signal
-
     from rich.console import Console
 
     from xtrc.kube import retry_failed
-    from xtrc.live import Progress, describe
-    from xtrc.orchestrate import orchestrate
+    from xtrc.live import describe
 
     exp = plan.experiment
     console = Console(stderr=True, soft_wrap=True)
@@ -391,6 +372,25 @@ def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
     retried = retry_failed(backend)  # as a new `xtrc run` does: what failed before is tried again
     if retried:
         console.print(f"retrying {len(retried)} failed stage(s)")
+    snapshot, interrupted = _watched_loop(plan, store, backend, console, max_parallel=exp.compute.max_parallel,
+                                          poll_seconds=args.poll)
+    if interrupted:
+        console.print(f"stopped watching: {snapshot.count('running')} stage Job(s) keep running in namespace "
+                      f"{backend.namespace}; `xtrc apply {args.spec} --watch` watches again, `xtrc apply` hands "
+                      f"them to an in-cluster orchestrator, `xtrc delete {args.spec}` stops them")
+        return 130
+    return _summary(console, plan, snapshot, store.uri, args.spec, describe)
+
+
+def _watched_loop(plan: Plan, store: Any, backend: Any, console: Any, *, max_parallel: int,
+                  poll_seconds: float = 1.0) -> tuple[Any, bool]:
+    """The orchestration loop with the live view; Ctrl-C ends the loop (not the stages) and
+    returns (last snapshot, True)."""
+    import signal
+
+    from xtrc.live import Progress
+    from xtrc.orchestrate import orchestrate
+
     interrupted = False
 
     def on_interrupt(signum: int, frame: Any) -> None:
@@ -400,17 +400,12 @@ def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
     previous = signal.signal(signal.SIGINT, on_interrupt)
     progress = Progress(plan, console)
     try:
-        snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel,
-                               poll_seconds=args.poll, on_pass=progress, should_stop=lambda: interrupted)
+        snapshot = orchestrate(plan, store, backend, max_parallel=max_parallel, poll_seconds=poll_seconds,
+                               on_pass=progress, should_stop=lambda: interrupted)
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
-    if interrupted:
-        console.print(f"stopped watching: {snapshot.count('running')} stage Job(s) keep running in namespace "
-                      f"{backend.namespace}; `xtrc apply {args.spec} --watch` watches again, `xtrc apply` hands "
-                      f"them to an in-cluster orchestrator, `xtrc delete {args.spec}` stops them")
-        return 130
-    return _summary(console, plan, snapshot, store.uri, args.spec, describe)
+    return snapshot, interrupted
 
 
 def _summary(console: Any, plan: Plan, snapshot: Any, uri: str, spec: str, describe: Any) -> int:
