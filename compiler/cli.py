@@ -255,15 +255,7 @@ def _run(args: argparse.Namespace) -> int:
         backend.cancel()
         console.print("interrupted: running stages were stopped; run the same command again to resume")
         return 130
-    failed = {k: v for k, v in snapshot.stages.items() if v.state == "failed"}
-    blocked = {k: v for k, v in snapshot.stages.items() if v.state == "blocked"}
-    console.print(f"{snapshot.count('done')}/{len(plan.stages)} stages done in {store.uri}; "
-                  f"{len(failed)} failed, {len(blocked)} blocked")
-    for key, view in failed.items():
-        console.print(f"  [red]failed[/] {key} {describe(plan, key)}: {view.reason} (log: {backend.log_path(key)})")
-    for key, view in blocked.items():
-        console.print(f"  [yellow]blocked[/] {key} {describe(plan, key)}: {view.reason}")
-    return 1 if failed or blocked else 0
+    return _summary(console, plan, snapshot, store.uri, describe, log=lambda key: str(backend.log_path(key)))
 
 
 def _save_spec(store: Any, name: str, text: bytes) -> None:
@@ -379,7 +371,7 @@ def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
                       f"{backend.namespace}; `xtrc apply {args.spec} --watch` watches again, `xtrc apply` hands "
                       f"them to an in-cluster orchestrator, `xtrc delete {args.spec}` stops them")
         return 130
-    return _summary(console, plan, snapshot, store.uri, args.spec, describe)
+    return _summary(console, plan, snapshot, store.uri, describe, log=lambda key: f"xtrc logs {args.spec} {key}")
 
 
 def _watched_loop(plan: Plan, store: Any, backend: Any, console: Any, *, max_parallel: int,
@@ -408,15 +400,17 @@ def _watched_loop(plan: Plan, store: Any, backend: Any, console: Any, *, max_par
     return snapshot, interrupted
 
 
-def _summary(console: Any, plan: Plan, snapshot: Any, uri: str, spec: str, describe: Any) -> int:
+def _summary(console: Any, plan: Plan, snapshot: Any, uri: str, describe: Any, *, log: Any) -> int:
+    """The closing lines of a loop's run: counts, and each failed or blocked stage with its reason
+    and where its log is (``log(key)``); 1 when anything failed or is blocked."""
     failed = {k: v for k, v in snapshot.stages.items() if v.state == "failed"}
     blocked = {k: v for k, v in snapshot.stages.items() if v.state == "blocked"}
     console.print(f"{snapshot.count('done')}/{len(plan.stages)} stages done in {uri}; "
                   f"{len(failed)} failed, {len(blocked)} blocked")
     for key, view in failed.items():
-        console.print(f"  failed {key} {describe(plan, key)}: {view.reason} (log: xtrc logs {spec} {key})")
+        console.print(f"  [red]failed[/] {key} {describe(plan, key)}: {view.reason} (log: {log(key)})")
     for key, view in blocked.items():
-        console.print(f"  blocked {key} {describe(plan, key)}: {view.reason}")
+        console.print(f"  [yellow]blocked[/] {key} {describe(plan, key)}: {view.reason}")
     return 1 if failed or blocked else 0
 
 
@@ -445,7 +439,8 @@ def _orchestrate(args: argparse.Namespace) -> int:
     snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel, poll_seconds=args.poll,
                            on_pass=Transitions(plan))
     console = Console(file=sys.stdout, soft_wrap=True, force_terminal=False, no_color=True)
-    return ORCHESTRATE_FAILED if _summary(console, plan, snapshot, store.uri, args.spec, describe) else 0
+    failed = _summary(console, plan, snapshot, store.uri, describe, log=lambda key: f"xtrc logs {args.spec} {key}")
+    return ORCHESTRATE_FAILED if failed else 0
 
 
 def _status(args: argparse.Namespace) -> int:
