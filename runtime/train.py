@@ -131,10 +131,7 @@ class Trainer:
         started = time.monotonic()
         for phase_index in range(pos.phase, len(phases)):
             phase = phases[phase_index]
-            steps_per_epoch = max(1, math.ceil(len(schedule(phase, self.hp.batch_size, self.seed, 0,
-                                                            group_by_length=self.group_by_length))
-                                               / self.hp.grad_accum))
-            total = self._total_steps(steps_per_epoch)
+            total = self._total_steps(phase)
             if optimizer is None or pos.phase != phase_index:
                 # A new phase selects its own best model on its own task's dev set.
                 pos = Position(phase=phase_index, global_step=pos.global_step, history=pos.history)
@@ -187,7 +184,10 @@ class Trainer:
         return pos
 
     # --- internals -------------------------------------------------------------------------
-    def _total_steps(self, steps_per_epoch: int) -> int:
+    def _total_steps(self, phase: Sequence[TrainTask]) -> int:
+        """Optimizer steps of a phase: its epochs (or max_steps) of accumulated batches."""
+        batches_per_epoch = len(schedule(phase, self.hp.batch_size, self.seed, 0, group_by_length=self.group_by_length))
+        steps_per_epoch = max(1, math.ceil(batches_per_epoch / self.hp.grad_accum))
         total = math.ceil(steps_per_epoch * self.hp.epochs)
         return min(total, self.hp.max_steps) if self.hp.max_steps else total
 
@@ -262,10 +262,7 @@ class Trainer:
         self.model.load_state_dict(_load(directory / "model.pt"))
         if (directory / "best.pt").exists():
             self.best_state = _load(directory / "best.pt")
-        phase = phases[pos.phase]
-        steps_per_epoch = max(1, math.ceil(len(schedule(phase, self.hp.batch_size, self.seed, 0,
-                                                        group_by_length=self.group_by_length)) / self.hp.grad_accum))
-        optimizer, scheduler = self._optimizer(self._total_steps(steps_per_epoch))
+        optimizer, scheduler = self._optimizer(self._total_steps(phases[pos.phase]))
         state = _load(directory / "optim.pt")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
