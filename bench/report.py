@@ -1,14 +1,21 @@
-"""`xtrc report`'s store reads: aggregate 10,000 stage results on a local S3-compatible server.
+"""`xtrc report`'s store reads: aggregate 10,000 stored stage results on a local S3-compatible server.
 
-    python bench/report.py [--seeds 25] [--workers 32] [--predictions]
+    python bench/report.py [--seeds 25] [--workers 32] [--latency-ms 0] [--predictions]
 
 Starts moto's S3 server as a subprocess on a free 127.0.0.1 port (dummy credentials; nothing
-leaves loopback), writes a synthetic store with one small ``metrics.json`` + ``_SUCCESS`` per
-stage — 100 arms (10 intermediate × 10 augmentation levels) × SEEDS seeds × 4 target tasks, each
-(arm, seed, task) its own target stage: 10,000 with the default 25 seeds — uploaded with parallel
-puts, then times :func:`xtrc.report.collect` reading every cell sequentially (``workers=1``) and in
-parallel (``workers=N``). It prints both times, their ratio (goal: >= 5x, parallel <= 5 s), and the
-CPU seconds the S3 server itself spent in each run: the parallel run cannot be faster than that.
+leaves loopback; ``--latency-ms`` delays every request as a remote store's round trip would), writes
+a synthetic store with one small ``metrics.json`` + ``_SUCCESS`` per stage — 100 arms (10
+intermediate × 10 augmentation levels) × SEEDS seeds × 4 target tasks, each (arm, seed, task) its
+own target stage: 10,000 with the default 25 seeds — uploaded with parallel puts. Then it times
+:func:`xtrc.report.collect` four ways, each after the same listing of done markers:
+
+* ``direct``: every stage's ``metrics.json`` read on its own (a store no orchestrator indexed),
+  sequentially (``workers=1``, the baseline) and in parallel;
+* ``indexed``: the experiment's results index, as the orchestration loop leaves it (built here the
+  way the loop builds it, and timed), sequentially and in parallel.
+
+It prints each time, the ratios against the sequential direct baseline (goal: >= 5x, parallel
+<= 5 s), and the CPU seconds the S3 server itself spent: no client reads faster than that.
 """
 
 from __future__ import annotations
@@ -22,13 +29,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from typing import Any
 
 import yaml
 
 from xtrc.loader import load_text
 from xtrc.plan import Plan, build
-from xtrc.report import _reader_fs, build_report, collect
+from xtrc.report import build_report, collect
+from xtrc.results_index import ResultsIndex
 from xtrc.store import Store
 
 BUCKET = "xtrc-bench"
@@ -67,11 +76,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int) -> subprocess.Popen:
+SERVER = """
+import sys, time
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+app = DomainDispatcherApplication(create_backend_app)
+delay = float(sys.argv[3]) / 1000
+def delayed(environ, start_response):
+    time.sleep(delay)
+    return app(environ, start_response)
+run_simple(sys.argv[1], int(sys.argv[2]), delayed if delay else app, threaded=True, request_handler=MotoRequestHandler)
+"""
+"""moto's own server (``python -m moto.server``), with an optional delay before each request."""
+
+
+def start_server(port: int, latency_ms: float) -> subprocess.Popen:
     env = {**os.environ, **CREDENTIALS}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         env.pop(name, None)
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    server = subprocess.Popen([sys.executable, "-c", SERVER, "127.0.0.1", str(port), str(latency_ms)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + 30
@@ -117,7 +140,7 @@ def synthetic_store(plan: Plan, store: Store, predictions: bool) -> int:
                 rows = "".join(json.dumps({"id": f"{i}", "prediction": "a", "gold": "a",
                                            "scores": {"f1": 50.0, "exact_match": 0.0}}) + "\n" for i in range(20))
                 files[store.layout.stage(key, "predictions", task, f"{lang}.jsonl")] = rows.encode()
-        success[store.layout.success(key)] = b""
+        success[store.layout.success(key)] = json.dumps({"run": uuid.uuid4().hex}).encode()  # as a stage commits
     fs = store.fs
     fs.pipe(files, batch_size=64)
     fs.pipe(success, batch_size=64)  # _SUCCESS last, as a stage commits
@@ -127,10 +150,9 @@ def synthetic_store(plan: Plan, store: Store, predictions: bool) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=25, help="seeds (stages = 400 x seeds; default 25: 10,000)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[32],
-                        help="parallel reads to time against workers=1 (collect's default: 32); several allowed")
-    parser.add_argument("--listing", action="store_true",
-                        help="also time collect with the done keys taken from one listing (Store.done_keys)")
+    parser.add_argument("--workers", type=int, default=32, help="parallel requests (collect's default: 32)")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="delay the server adds to every request, as a remote store's round trip (default 0)")
     parser.add_argument("--predictions", action="store_true", help="also write and read prediction files")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below: stop the server
@@ -145,7 +167,7 @@ def main() -> None:
           f"{len(keys)} distinct cell stages ({time.perf_counter() - t0:.1f}s)")
 
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, args.latency_ms)
     try:
         options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": CREDENTIALS["AWS_ACCESS_KEY_ID"],
                    "secret": CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
@@ -153,50 +175,58 @@ def main() -> None:
         store.fs.mkdir(BUCKET)
         t0 = time.perf_counter()
         objects = synthetic_store(plan, store, args.predictions)
-        print(f"upload: {objects} objects in {time.perf_counter() - t0:.1f}s (parallel puts)")
+        print(f"upload: {objects} objects in {time.perf_counter() - t0:.1f}s (parallel puts); server latency "
+              f"{args.latency_ms:g} ms per request")
+        for workers in (1, args.workers):  # open each reader's connections first: time reads, not handshakes
+            store.reader_fs(workers).cat_file(store.layout.stage(next(iter(keys)), "metrics.json"))
 
-        timings: dict[int, tuple[float, float]] = {}
-        modes = [1, *args.workers]
-        for workers in modes:  # open each reader's connections first: time the reads, not the handshakes
-            _reader_fs(store, workers).cat_file(store.layout.stage(next(iter(keys)), "metrics.json"))
-        for workers in modes:
+        def timed(label: str, run: Any) -> tuple[float, Any]:
             cpu0, own0, t0 = cpu_seconds(server.pid), time.process_time(), time.perf_counter()
-            results = collect(plan, store, workers=workers, predictions=args.predictions)
-            timings[workers] = (time.perf_counter() - t0, cpu_seconds(server.pid) - cpu0)
-            client = time.process_time() - own0
-            counts: dict[str, int] = {}
-            for stage in results.stages.values():
-                counts[stage.state] = counts.get(stage.state, 0) + 1
-            assert counts == {"done": len(keys)}, counts
-            print(f"collect workers={workers:<3d} {timings[workers][0]:7.2f}s  "
-                  f"({len(results.stages) / timings[workers][0]:,.0f} stages/s; CPU: S3 server "
-                  f"{timings[workers][1]:.2f}s, this client {client:.2f}s)")
-        if args.listing:
-            workers = args.workers[0]
-            cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
-            done = store.done_keys()
-            listed = time.perf_counter() - t0
-            results = collect(plan, store, workers=workers, predictions=args.predictions, done=done)
-            print(f"collect workers={workers:<3d} with done keys from Store.done_keys() (a glob): "
-                  f"{time.perf_counter() - t0:.2f}s "
-                  f"(listing {listed:.2f}s; S3 server CPU {cpu_seconds(server.pid) - cpu0:.2f}s)")
+            value = run()
+            seconds = time.perf_counter() - t0
+            print(f"{label:<44s} {seconds:7.2f}s  (CPU: S3 server {cpu_seconds(server.pid) - cpu0:.2f}s, "
+                  f"this client {time.process_time() - own0:.2f}s)")
+            return seconds, value
+
+        listed, markers = timed("list done markers (Store.done_markers)", store.done_markers)
+        assert set(markers) == keys, (len(markers), len(keys))
+        timings: dict[tuple[str, int], float] = {}
+
+        def read(mode: str, workers: int) -> None:
+            seconds, results = timed(f"collect {mode:<8s} workers={workers:<3d}", lambda: collect(
+                plan, store, workers=workers, predictions=args.predictions, markers=markers,
+                cached=mode == "indexed"))
+            states = {stage.state for stage in results.stages.values()}
+            assert states == {"done"} and not results.warnings, (states, results.warnings[:3])
+            timings[(mode, workers)] = seconds + listed
+
+        read("direct", 1)
+        read("direct", args.workers)
+        index = ResultsIndex(store, plan.experiment.metadata.name)
+        timed("build the results index (as the loop does)", lambda: index.metrics(markers))
+        assert not index.problems, index.problems
+        read("indexed", 1)
+        read("indexed", args.workers)
         t0 = time.perf_counter()
+        results = collect(plan, store, workers=args.workers, predictions=args.predictions, markers=markers)
         report = build_report(results, bootstrap=0)
-        print(f"build_report (tables + comparisons, no bootstrap): {time.perf_counter() - t0:.2f}s, "
+        print(f"build_report (tables + comparisons, no bootstrap): {time.perf_counter() - t0:.2f}s incl. collect, "
               f"{len(report.comparisons)} comparisons")
 
-        sequential = timings[1][0]
-        for workers in args.workers:
-            parallel = timings[workers][0]
-            ratio = sequential / parallel
-            print(f"sequential {sequential:.2f}s, parallel ({workers} workers) {parallel:.2f}s: {ratio:.1f}x "
-                  f"(goal >= {GOAL_RATIO:.0f}x: {'met' if ratio >= GOAL_RATIO else 'NOT met'}; parallel <= "
-                  f"{GOAL_SECONDS:.0f}s: {'met' if parallel <= GOAL_SECONDS else 'NOT met'})")
-        floor = min(timings[w][1] for w in args.workers)
-        print(f"the S3 server alone spent {floor:.2f}s of CPU serving a parallel run "
-              f"({1000 * floor / max(1, len(keys)):.2f} ms per stage, 2 requests each); no client can read "
-              f"faster than its server answers ({os.cpu_count()} CPUs here, load average "
-              f"{os.getloadavg()[0]:.1f} at the end)")
+        baseline = timings[("direct", 1)]
+        print(f"each time below includes the listing ({listed:.2f}s); baseline: direct, sequential "
+              f"{baseline:.2f}s")
+        for (mode, workers), seconds in timings.items():
+            print(f"  {mode:<8s} workers={workers:<3d} {seconds:7.2f}s  {baseline / seconds:6.1f}x "
+                  f"({len(keys) / seconds:,.0f} stages/s)")
+        best = timings[("indexed", args.workers)]
+        ratio = baseline / best
+        print(f"goal: >= {GOAL_RATIO:.0f}x and <= {GOAL_SECONDS:.0f}s for {len(keys):,} stages: {ratio:.1f}x "
+              f"({'met' if ratio >= GOAL_RATIO else 'NOT met'}), {best:.2f}s "
+              f"({'met' if best <= GOAL_SECONDS else 'NOT met'}); parallel vs sequential reads of the same "
+              f"objects: direct {timings[('direct', 1)] / timings[('direct', args.workers)]:.1f}x, indexed "
+              f"{timings[('indexed', 1)] / timings[('indexed', args.workers)]:.1f}x ({os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f} at the end)")
     finally:
         server.terminate()
         try:

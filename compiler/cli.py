@@ -259,14 +259,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _save_spec(store: Any, name: str, text: bytes) -> None:
-    """experiments/<name>/spec.yaml: the spec as applied (written whole, then moved into place)."""
-    fs = store.fs
-    final = store.layout.experiment(name, "spec.yaml")
-    tmp = f"{final}.tmp-{os.getpid()}"
-    fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(tmp, "wb") as f:
-        f.write(text)
-    fs.mv(tmp, final)
+    """experiments/<name>/spec.yaml: the spec as applied."""
+    store.write_atomic(store.layout.experiment(name, "spec.yaml"), text)
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
@@ -411,6 +405,8 @@ def _summary(console: Any, plan: Plan, snapshot: Any, uri: str, describe: Any, *
         console.print(f"  [red]failed[/] {key} {describe(plan, key)}: {view.reason} (log: {log(key)})")
     for key, view in blocked.items():
         console.print(f"  [yellow]blocked[/] {key} {describe(plan, key)}: {view.reason}")
+    for warning in snapshot.warnings:
+        console.print(f"  warning: {warning}", markup=False, highlight=False)
     return 1 if failed or blocked else 0
 
 
@@ -563,12 +559,12 @@ def _report(args: argparse.Namespace) -> int:
     try:
         from xtrc.local import state_dir_for
 
+        markers = store.done_markers(workers=min(args.workers, 16))
         status: dict[str, str] = {}
-        done: set[str] | None = None
         if state_dir_for(store.uri).is_dir():  # stages run here: their state files say running/failed
-            done = store.done_keys()
-            status = local_status(plan, store, done)
-        results = collect(plan, store, status=status, workers=args.workers, done=done)
+            status = local_status(plan, store, set(markers))
+        results = collect(plan, store, status=status, workers=args.workers, markers=markers,
+                          predictions=args.bootstrap > 0)
     except ImportError as exc:
         raise XtrcError(f"cannot read store {store.uri}: {exc}; install its fsspec backend "
                         "(pip install 'xtrc[s3]' for s3://)") from None

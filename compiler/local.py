@@ -168,7 +168,9 @@ class LocalBackend:
         exit_file = self.state_dir / f"{child.key}.exit"  # adopted: infer from the store
         if exit_file.exists():
             return int(exit_file.read_text().strip() or 1)
-        return 0 if self.store.done_keys() >= {child.key} else 1
+        fs, marker = self.store.fs, self.store.layout.success(child.key)
+        fs.invalidate_cache()
+        return 0 if fs.exists(marker) else 1
 
     def _finish(self, child: _Child, code: int) -> None:
         del self.children[child.key]

@@ -4,7 +4,8 @@ It keeps no state of its own: the store says what is done (``_SUCCESS``), the ba
 what is running or has failed. So the loop can be killed and restarted anywhere without
 running a stage twice or losing one. Each pass: read both, mark the dependants of failed
 stages blocked, submit ready stages (all upstream done) up to the concurrency limit, stop
-when nothing more can happen.
+when nothing more can happen. Cells that finished since the last pass go into the
+experiment's results index (:mod:`xtrc.results_index`), so a report need not read them one by one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal, Protocol
 
 from xtrc.plan import Plan
+from xtrc.results_index import ResultsIndex
 from xtrc.stage import StageConfig
 from xtrc.store import Store
 
@@ -55,6 +57,8 @@ class Snapshot:
 
     stages: dict[str, StageView]
     submitted: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Problems that do not change any stage's state (the results index could not be written)."""
 
     def count(self, state: State) -> int:
         return sum(1 for s in self.stages.values() if s.state == state)
@@ -93,11 +97,19 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
                 poll_seconds: float = 1.0, on_pass: Callable[[Snapshot], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> Snapshot:
     """Run the plan to the end (or until ``should_stop``); the last snapshot."""
+    index = ResultsIndex(store, plan.experiment.metadata.name)
+    cells = set(plan.cells.values())
     while True:
         # The backend first, then the store: a stage that ends between the two reads is seen done
         # (its _SUCCESS is written before its process exits), never "finished without _SUCCESS".
         status = backend.poll()
-        done = store.done_keys() & set(plan.stages)
+        markers = store.done_markers()
+        try:
+            index.metrics({key: marker for key, marker in markers.items() if key in cells})
+        except OSError as exc:  # the index is a cache: a store hiccup here must not stop the run
+            index.problems.append(f"results index not updated ({type(exc).__name__}: {exc}); reports read "
+                                  "those stages one by one")
+        done = set(markers) & set(plan.stages)
         views = assess(plan, done, status)
         running = sum(1 for v in views.values() if v.state == "running")
         submitted: list[str] = []
@@ -109,7 +121,7 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
                 view.state, view.started = "running", time.time()
                 submitted.append(key)
                 running += 1
-        snapshot = Snapshot(views, submitted)
+        snapshot = Snapshot(views, submitted, warnings=list(dict.fromkeys(index.problems)))
         if on_pass is not None:
             on_pass(snapshot)
         if snapshot.finished or (should_stop is not None and should_stop()):

@@ -32,7 +32,7 @@ import io
 import json
 import math
 import zlib
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -41,6 +41,7 @@ import numpy as np
 from xtrc import tasks as registry
 from xtrc.errors import XtrcError
 from xtrc.plan import Arm, Plan
+from xtrc.results_index import ResultsIndex
 from xtrc.store import METRICS_JSON, PREDICTIONS_DIR, Store, normalize_uri
 
 DONE = "done"
@@ -131,45 +132,41 @@ class Results:
 
 
 def collect(plan: Plan, store: Store, *, status: dict[str, str] | None = None, workers: int = 32,
-            predictions: bool = True, done: set[str] | None = None) -> Results:
-    """Read every cell's ``metrics.json`` (and, unless ``predictions`` is False, its prediction
-    records) from ``store``, ``workers`` reads at a time; each stage's files once.
+            predictions: bool = True, markers: dict[str, str] | None = None, cached: bool = True) -> Results:
+    """Read every cell's metrics (and, unless ``predictions`` is False, its prediction records)
+    from ``store``, ``workers`` requests at a time; each stage once.
 
-    A stage counts as done only when its ``_SUCCESS`` exists (checked per stage, unless ``done``
-    gives the done keys). A cell whose stage is not done gets ``status[key]`` (``running``,
-    ``failed``, ``blocked``) when given, else ``missing``.
+    A stage counts as done only when its ``_SUCCESS`` exists: ``markers`` (done key → marker
+    identity, :meth:`Store.done_markers`) says which, listed here when not given. A done stage's
+    metrics come from the experiment's results index where it holds them under the same marker,
+    else from the stage's ``metrics.json``, which then goes into the index (``cached=False``: every
+    stage read directly, the index neither read nor written). A cell whose stage is not done gets
+    ``status[key]`` (``running``, ``failed``, ``blocked``) when given, else ``missing``.
     """
     status = status or {}
     wanted: dict[str, set[str]] = {}
     for (_arm, _seed, task), key in plan.cells.items():
         wanted.setdefault(key, set()).add(task)
-    fs = _reader_fs(store, workers)
-    layout = store.layout
+    fs = store.reader_fs(workers)
+    fs.invalidate_cache()  # stages commit from other processes: never trust a cached listing
+    if markers is None:
+        markers = store.done_markers()
+    index = ResultsIndex(store, plan.experiment.metadata.name, fs=fs, workers=workers)
+    fetched = index.metrics({key: markers[key] for key in wanted if key in markers}, cached=cached)
 
-    def not_done(key: str) -> StageResult:
-        return StageResult(key, status.get(key, MISSING) if status.get(key) != DONE else MISSING)
-
-    def read_stage(key: str) -> StageResult:
-        if done is not None and key not in done:
-            return not_done(key)
-        if done is None:  # _SUCCESS first: it is written last, so everything read after it is complete
-            try:
-                fs.cat_file(layout.success(key))
-            except FileNotFoundError:
-                return not_done(key)
-        try:
-            raw = fs.cat_file(layout.stage(key, METRICS_JSON))
-        except FileNotFoundError:
-            return StageResult(key, INVALID, problems=[f"stage {key} is done but has no {METRICS_JSON}"])
-        try:
-            metrics = json.loads(raw)
-        except ValueError as exc:
-            return StageResult(key, INVALID, problems=[f"stage {key}: {METRICS_JSON} is not JSON ({exc})"])
-        problems = _check_metrics(key, metrics, wanted[key])
-        return StageResult(key, INVALID if problems else DONE, metrics, problems=problems)
+    stages: dict[str, StageResult] = {}
+    for key, tasks in wanted.items():
+        got = fetched.get(key)
+        if got is None:
+            stages[key] = StageResult(key, status.get(key, MISSING) if status.get(key) != DONE else MISSING)
+        elif got.problem:
+            stages[key] = StageResult(key, INVALID, problems=[got.problem])
+        else:
+            problems = _check_metrics(key, got.metrics, tasks)
+            stages[key] = StageResult(key, INVALID if problems else DONE, got.metrics, problems=problems)
 
     def read_records(key: str, task: str, language: str) -> tuple[str, str, str, Records | None, str | None]:
-        path = layout.stage(key, PREDICTIONS_DIR, task, f"{language}.jsonl")
+        path = store.layout.stage(key, PREDICTIONS_DIR, task, f"{language}.jsonl")
         try:
             raw = fs.cat_file(path)
         except FileNotFoundError:
@@ -179,45 +176,17 @@ def collect(plan: Plan, store: Store, *, status: dict[str, str] | None = None, w
         except (ValueError, KeyError, TypeError) as exc:
             return key, task, language, None, f"stage {key}: {PREDICTIONS_DIR}/{task}/{language}.jsonl: {exc}"
 
-    fs.invalidate_cache()  # stages commit from other processes: never trust a cached listing
-    found: dict[str, StageResult] = {}
-    warnings: list[str] = []
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xtrc-report") as pool:
-        stage_reads = [pool.submit(read_stage, key) for key in wanted]
-        record_reads = []
-        for future in as_completed(stage_reads):
-            stage = future.result()
-            found[stage.key] = stage
-            if predictions and stage.state == DONE and stage.metrics is not None:
-                for task in sorted(wanted[stage.key]):
-                    for language in stage.metrics["tasks"][task]["languages"]:
-                        record_reads.append(pool.submit(read_records, stage.key, task, language))
-        for future in record_reads:
-            key, task, language, records, problem = future.result()
-            if records is not None:
-                found[key].records[(task, language)] = records
-            if problem:
-                found[key].problems.append(problem)
-    stages = {key: found[key] for key in wanted}
-    for stage in stages.values():
-        warnings.extend(stage.problems)
+    if predictions:
+        reads = [(stage.key, task, language) for stage in stages.values() if stage.state == DONE
+                 for task in sorted(wanted[stage.key]) for language in stage.metrics["tasks"][task]["languages"]]
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xtrc-report") as pool:
+            for key, task, language, records, problem in pool.map(lambda r: read_records(*r), reads):
+                if records is not None:
+                    stages[key].records[(task, language)] = records
+                if problem:
+                    stages[key].problems.append(problem)
+    warnings = [problem for stage in stages.values() for problem in stage.problems] + index.problems
     return Results(plan, stages, predictions_read=predictions, warnings=warnings)
-
-
-def _reader_fs(store: Store, workers: int) -> Any:
-    """The store's filesystem, tuned for many small whole-object reads at once: on S3, one GET per
-    object (no HEAD for its size first) and a connection pool as large as the thread pool."""
-    if store.uri.split("://", 1)[0] in ("s3", "s3a"):
-        import fsspec
-
-        options = dict(store.options)
-        options.setdefault("max_concurrency", 1)
-        config = dict(options.get("config_kwargs") or {})
-        config.setdefault("max_pool_connections", max(10, workers))
-        options["config_kwargs"] = config
-        fs, _ = fsspec.core.url_to_fs(store.uri, **options)
-        return fs
-    return store.fs
 
 
 def _check_metrics(key: str, metrics: Any, wanted: Iterable[str]) -> list[str]:

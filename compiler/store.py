@@ -9,11 +9,14 @@
     stages/<key>/predictions/      per-language predictions with per-example scores
     stages/<key>/_SUCCESS          written last; its presence alone means "done"
     experiments/<name>/spec.yaml   the spec as applied
+    experiments/<name>/results/    the results index: done cells' metrics, a few shards (a cache)
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,9 @@ MODEL_DIR = "model"
 CHECKPOINTS_DIR = "checkpoints"
 PREDICTIONS_DIR = "predictions"
 LOG_FILE = "log.txt"
+RESULTS_DIR = "results"
+KEY_DIGITS = "0123456789abcdef"
+"""Stage keys are hex digests: listings over a big store go one first digit each, in parallel."""
 
 
 # Credential files a mounted storage Secret may hold → the fsspec option each one sets (the same
@@ -86,6 +92,19 @@ class StoreLayout:
     def experiment(self, name: str, *parts: str) -> str:
         return "/".join((self.root, EXPERIMENTS, name, *parts))
 
+    def results(self, name: str, *parts: str) -> str:
+        return self.experiment(name, RESULTS_DIR, *parts)
+
+
+def marker_identity(info: dict[str, Any]) -> str:
+    """What tells one commit of a stage from the next, from a listing's entry for its _SUCCESS:
+    the object's ETag (or generation hash) and modification time, and its size. The runtime
+    writes a new run id into every _SUCCESS, so a re-run stage's marker differs even where a
+    store reports no ETag."""
+    etag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or ""
+    when = info.get("LastModified") or info.get("mtime") or info.get("updated") or info.get("last_modified") or ""
+    return f"{str(etag).strip(chr(34))}|{when}|{info.get('size', '')}"
+
 
 @dataclass
 class Store:
@@ -105,17 +124,81 @@ class Store:
         fs, _ = fsspec.core.url_to_fs(self.uri, **self.options)
         return fs
 
-    def done_keys(self) -> set[str]:
-        """Keys of every stage whose _SUCCESS exists, from one glob (local: one directory walk;
-        S3: one list request per stage prefix, no object reads).
+    def reader_fs(self, workers: int) -> Any:
+        """The store's filesystem tuned for many small whole-object reads at once: on S3, one GET
+        per object (no HEAD for its size first) and a connection pool as large as ``workers``."""
+        if self.uri.split("://", 1)[0] not in ("s3", "s3a"):
+            return self.fs
+        import fsspec
 
-        Stages commit from other processes, so the listing is asked of the store each time, not
-        of fsspec's listings cache (the instance is shared and would answer stale)."""
-        fs = self.fs
+        options = dict(self.options)
+        options.setdefault("max_concurrency", 1)
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("max_pool_connections", max(10, workers))
+        options["config_kwargs"] = config
+        fs, _ = fsspec.core.url_to_fs(self.uri, **options)
+        return fs
+
+    def done_keys(self) -> set[str]:
+        """Keys of every stage whose _SUCCESS exists."""
+        return set(self.done_markers())
+
+    def done_markers(self, workers: int = len(KEY_DIGITS)) -> dict[str, str]:
+        """Every done stage's key → the identity of its _SUCCESS (:func:`marker_identity`), from
+        listings alone: local, one directory scan; object stores, one flat listing per first key
+        digit, ``workers`` at a time (no request per stage, no object reads).
+
+        Stages commit from other processes, so the store is asked each time, never fsspec's
+        listings cache (the instance is shared and would answer stale)."""
+        if self.uri.startswith("file://"):
+            return _local_markers(self.uri[len("file://"):] + "/" + STAGES)
+        fs = self.reader_fs(workers)
         fs.invalidate_cache()
-        pattern = self.layout.stage("*", SUCCESS)
+        stages = self.layout.stage("").rstrip("/")
+        if self.uri.split("://", 1)[0] in ("s3", "s3a", "gs", "gcs"):  # listings by key prefix
+            with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xtrc-list") as pool:
+                parts = list(pool.map(lambda digit: _find(fs, stages, prefix=digit), KEY_DIGITS))
+            listing = {name: info for part in parts for name, info in part.items()}
+        else:
+            listing = _find(fs, stages)
+        markers = {}
+        for name, info in listing.items():
+            parts = name.rstrip("/").split("/")
+            if len(parts) >= 3 and parts[-1] == SUCCESS and parts[-3] == STAGES:
+                markers[parts[-2]] = marker_identity(info)
+        return markers
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Write ``path`` whole or not at all: to a temporary name, then moved into place (on
+        object stores a single PUT, which is atomic already)."""
+        fs = self.fs
+        if not self.uri.startswith("file://"):
+            fs.pipe_file(path, data)
+            return
+        tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, path)
+
+
+def _find(fs: Any, path: str, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    try:
+        return fs.find(path, detail=True, **kwargs)
+    except FileNotFoundError:
+        return {}
+
+
+def _local_markers(stages_dir: str) -> dict[str, str]:
+    markers = {}
+    try:
+        entries = list(os.scandir(stages_dir))
+    except FileNotFoundError:
+        return {}
+    for entry in entries:
         try:
-            found = fs.glob(pattern)
-        except FileNotFoundError:
-            return set()
-        return {path.rstrip("/").split("/")[-2] for path in found}
+            st = os.stat(os.path.join(entry.path, SUCCESS))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        markers[entry.name] = marker_identity({"mtime": st.st_mtime_ns, "size": st.st_size})
+    return markers

@@ -115,8 +115,11 @@ class StageStore:
             retry(lambda: self.fs.rm(path, recursive=True), f"remove {rel}")
 
     def commit(self) -> None:
-        """Mark the stage done: the one write that makes every other output trusted."""
-        self.write_bytes(SUCCESS, b"")
+        """Mark the stage done: the one write that makes every other output trusted. The marker
+        holds a fresh run id, so a stage re-run after its _SUCCESS was deleted commits a marker a
+        listing tells apart (readers' caches of its results key on that)."""
+        marker = {"run": uuid.uuid4().hex, "committed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.write_bytes(SUCCESS, json.dumps(marker, sort_keys=True).encode())
 
     # --- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self, local_dir: Path, step: int, keep: int = 1) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -105,3 +106,11 @@ def test_killed_and_restarted_loop_runs_no_stage_twice(tmp_path: Path) -> None:
     assert fourth.returncode == 0, fourth.stderr
     assert attempts(logs / f"{victim}.log") == 2
     assert all(attempts(logs / f"{key}.log") == 1 for key in plan.stages if key != victim)
+
+    # The loop kept the results index current: every cell, under the marker of its latest commit.
+    entries: dict[str, dict] = {}
+    for shard in (tmp_path / "store" / "experiments" / "orch" / "results").glob("*.json"):
+        entries.update(json.loads(shard.read_text())["stages"])
+    markers = store.done_markers()
+    assert {key: entry["marker"] for key, entry in entries.items()} == {key: markers[key] for key in plan.cells.values()}
+    assert all(entry["metrics"]["key"] == key for key, entry in entries.items())

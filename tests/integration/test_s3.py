@@ -1,9 +1,9 @@
 """The runtime's store on a real S3-compatible server (moto's server over HTTP on loopback).
 
 Covers StageStore (atomic writes, retried I/O across a server restart, checkpoints with
-pruning, commit), the control plane's view of it (Store.done_keys), credentials from a mounted
-Secret directory, and a real tiny-model stage run by ``xtrc-runtime run-stage`` against the
-server while the server is killed and restarted under it.
+pruning, commit), the control plane's view of it (Store.done_markers, the report's reads through
+the results index), credentials from a mounted Secret directory, and a real tiny-model stage run
+by ``xtrc-runtime run-stage`` against the server while the server is killed and restarted under it.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def _temporaries(fs: Any, path: str) -> list[str]:
 
 def test_stage_store_round_trip(s3_bucket: S3Location, tmp_path: Path) -> None:
     fs = s3_bucket.fs()
-    store = StageStore(s3_bucket.url, "k-one", s3_bucket.options)
-    assert store.base == f"{s3_bucket.bucket}/store/stages/k-one"
+    store = StageStore(s3_bucket.url, "0a1b2c3d4e5f60718293", s3_bucket.options)
+    assert store.base == f"{s3_bucket.bucket}/store/stages/0a1b2c3d4e5f60718293"
 
     value = {"kind": "target", "nested": {"languages": ["en", "de"], "ünïcode": "ß"}, "n": 3}
     store.write_json("stage.json", value)
@@ -100,11 +100,18 @@ def test_stage_store_round_trip(s3_bucket: S3Location, tmp_path: Path) -> None:
     assert not store.done
     store.commit()
     assert store.done
-    assert fs.cat(f"{store.base}/_SUCCESS") == b""
-    pending = StageStore(s3_bucket.url, "k-pending", s3_bucket.options)
+    marker = json.loads(fs.cat(f"{store.base}/_SUCCESS"))
+    assert len(marker["run"]) == 32
+    first = control.done_markers()
+    pending = StageStore(s3_bucket.url, "f0e1d2c3b4a596877869", s3_bucket.options)
     pending.write_json("stage.json", {"kind": "target"})
     pending.write_json("metrics.json", {"status": "almost"})
-    assert control.done_keys() == {"k-one"}
+    assert control.done_keys() == {"0a1b2c3d4e5f60718293"}
+    # a re-run commits a marker a listing tells apart (what cached results key on)
+    fs.rm(f"{store.base}/_SUCCESS")
+    assert control.done_markers() == {}
+    store.commit()
+    assert set(control.done_markers()) == set(first) and control.done_markers() != first
 
     assert _temporaries(fs, s3_bucket.bucket) == []
 
@@ -263,6 +270,48 @@ SECRET_VALUE = "stage-secret-value-that-must-never-be-printed"
 def _runtime_command() -> list[str]:
     script = Path(sys.executable).with_name("xtrc-runtime")
     return [str(script)] if script.exists() else [sys.executable, "-m", "xtrc_runtime.cli"]
+
+
+def test_report_reads_an_s3_store_through_its_results_index(s3_bucket: S3Location) -> None:
+    """collect on S3: done stages from one listing, metrics from the index once a first read
+    filled it, and a stage committed again (new _SUCCESS) read afresh."""
+    import yaml
+
+    from xtrc.loader import load_text
+    from xtrc.plan import build
+    from xtrc.report import collect
+
+    spec = {"apiVersion": "xtrc.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "s3rq"},
+            "model": "builtin:tiny-xlmr", "storage": {"uri": s3_bucket.url}, "seeds": [1, 2],
+            "factors": {"intermediate": ["none", "mnli"]}, "targets": ["xnli"], "languages": {"xnli": ["en", "de"]},
+            "data": {"root": "builtin:fixtures/data"}, "compute": {"gpus": 0}}
+    plan = build(load_text(yaml.safe_dump(spec), "s3rq.yaml"))
+    control = Store(s3_bucket.url, s3_bucket.options)
+    writers = {key: StageStore(s3_bucket.url, key, s3_bucket.options) for key in set(plan.cells.values())}
+    for n, (key, stage) in enumerate(sorted(writers.items())):
+        stage.write_json("metrics.json", {"key": key, "tasks": {"xnli": {
+            "languages": {"en": {"f1": 60.0 + n}, "de": {"f1": 40.0 + n}}, "headline": 50.0 + n}}})
+        stage.commit()
+    pending = min(writers)
+    control.fs.rm(f"{writers[pending].base}/_SUCCESS")
+
+    first = collect(plan, control, predictions=False)
+    assert first.stages[pending].state == "missing" and not first.warnings
+    done = sorted(set(writers) - {pending})
+    assert all(first.stages[key].state == "done" for key in done)
+    shards = control.fs.find(control.layout.results("s3rq"))
+    assert shards and all(name.endswith(".json") for name in shards)
+
+    victim = done[0]
+    control.fs.rm(f"{writers[victim].base}/metrics.json")  # only the index holds it now
+    second = collect(plan, control, predictions=False)
+    assert second.stages[victim].state == "done"
+    assert second.stages[victim].metrics == first.stages[victim].metrics
+
+    writers[victim].commit()  # committed again: the index entry no longer counts
+    third = collect(plan, control, predictions=False)
+    assert third.stages[victim].state == "invalid" and "no metrics.json" in third.warnings[0]
+    assert all(third.stages[key].state == "done" for key in done[1:])
 
 
 def test_stage_runs_on_s3_across_a_server_restart(s3_server: S3Server, s3_bucket: S3Location, tmp_path: Path) -> None:

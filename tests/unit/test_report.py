@@ -568,3 +568,76 @@ def test_report_never_imports_heavy_modules(tmp_path: Path) -> None:
                                 check=False)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout.strip().splitlines()[-1]) == {"rc": 0, "bad": []}
+
+
+# --- the results index ----------------------------------------------------------------------------
+
+
+def index_entries(plan: Plan) -> dict[str, Any]:
+    root = Path(plan.experiment.storage.uri.removeprefix("file://")) / "experiments" / "rq" / "results"
+    entries: dict[str, Any] = {}
+    for shard in root.glob("*.json"):
+        entries.update(json.loads(shard.read_text())["stages"])
+    return entries
+
+
+def flat_qa(arm: str, seed: int, task: str, lang: str) -> list[dict[str, Any]]:
+    return qa([f"{lang}-{k}" for k in range(4)], np.full(4, 40.0 + 10 * sum(levels(arm)) + seed))
+
+
+def test_the_results_index_answers_until_a_stage_commits_again(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, ["xquad"], {"xquad": ["en", "de"]})
+    write_store(plan, flat_qa)
+    store = store_of(plan)
+    stage_dir = tmp_path / "store" / "stages" / plan.cells[("mnli+cs", 1, "xquad")]
+    key = stage_dir.name
+
+    first = collect(plan, store, predictions=False)
+    assert set(index_entries(plan)) == set(plan.cells.values())  # the first report filled the index
+
+    (stage_dir / "metrics.json").unlink()  # from now on only the index holds this stage's metrics
+    indexed = collect(plan, store, predictions=False)
+    assert indexed.stages[key].state == "done" and indexed.stages[key].metrics == first.stages[key].metrics
+    direct = collect(plan, store, predictions=False, cached=False)  # reads every stage itself
+    assert direct.stages[key].state == "invalid" and "no metrics.json" in direct.warnings[0]
+
+    # A re-run writes new metrics and a new marker: the entry is stale, read afresh and replaced.
+    rerun = json.loads(json.dumps(first.stages[key].metrics))
+    rerun["tasks"]["xquad"]["headline"] = 12.5
+    (stage_dir / "_SUCCESS").unlink()
+    (stage_dir / "metrics.json").write_text(json.dumps(rerun))
+    (stage_dir / "_SUCCESS").write_text(json.dumps({"run": "second"}))
+    assert collect(plan, store, predictions=False).stages[key].metrics["tasks"]["xquad"]["headline"] == 12.5
+    assert index_entries(plan)[key]["metrics"]["tasks"]["xquad"]["headline"] == 12.5
+
+    (stage_dir / "_SUCCESS").unlink()  # not done, whatever the index holds
+    assert collect(plan, store, predictions=False).stages[key].state == "missing"
+
+
+def test_a_broken_or_unwritable_index_changes_no_result(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, ["xquad"], {"xquad": ["en", "de"]})
+    write_store(plan, flat_qa)
+    store = store_of(plan)
+    def answer(results: Any) -> dict[str, Any]:
+        return {k: v for k, v in json.loads(render(build_report(results, bootstrap=50, seed=2), "json")).items()
+                if k != "warnings"}
+
+    expected = answer(collect(plan, store, cached=False))
+    results_dir = tmp_path / "store" / "experiments" / "rq" / "results"
+    assert not results_dir.exists()  # cached=False writes nothing
+
+    collect(plan, store)
+    broken = sorted(results_dir.glob("*.json"))[0]
+    broken.write_text('{"version": 1, "stages": ')
+    results = collect(plan, store)
+    assert any(f"{broken.name} ignored" in w for w in results.warnings)
+    assert answer(results) == expected
+    assert json.loads(broken.read_text())["version"] == 1  # rewritten whole by the reader that re-read it
+
+    for shard in results_dir.glob("*.json"):
+        shard.unlink()
+    results_dir.rmdir()
+    results_dir.write_text("not a directory")  # every shard write fails
+    results = collect(plan, store)
+    assert any("not updated" in w for w in results.warnings)
+    assert answer(results) == expected
