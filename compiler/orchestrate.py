@@ -93,19 +93,25 @@ def assess(plan: Plan, done: set[str], backend: dict[str, BackendStatus]) -> dic
     return views
 
 
+INDEX_SAVE_SECONDS = 30.0
+"""The loop writes the results index at most this often (and when it ends): a shard is rewritten
+whole, so saving on every finished stage would write the index over and over."""
+
+
 def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int,
                 poll_seconds: float = 1.0, on_pass: Callable[[Snapshot], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> Snapshot:
     """Run the plan to the end (or until ``should_stop``); the last snapshot."""
     index = ResultsIndex(store, plan.experiment.metadata.name)
     cells = set(plan.cells.values())
+    saved = time.monotonic()
     while True:
         # The backend first, then the store: a stage that ends between the two reads is seen done
         # (its _SUCCESS is written before its process exits), never "finished without _SUCCESS".
         status = backend.poll()
         markers = store.done_markers()
         try:
-            index.metrics({key: marker for key, marker in markers.items() if key in cells})
+            index.metrics({key: marker for key, marker in markers.items() if key in cells}, save=False)
         except OSError as exc:  # the index is a cache: a store hiccup here must not stop the run
             index.problems.append(f"results index not updated ({type(exc).__name__}: {exc}); reports read "
                                   "those stages one by one")
@@ -121,9 +127,14 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
                 view.state, view.started = "running", time.time()
                 submitted.append(key)
                 running += 1
-        snapshot = Snapshot(views, submitted, warnings=list(dict.fromkeys(index.problems)))
+        snapshot = Snapshot(views, submitted)
         if on_pass is not None:
             on_pass(snapshot)
-        if snapshot.finished or (should_stop is not None and should_stop()):
+        ending = snapshot.finished or (should_stop is not None and should_stop())
+        if ending or time.monotonic() - saved >= INDEX_SAVE_SECONDS:
+            index.save()
+            saved = time.monotonic()
+        if ending:
+            snapshot.warnings = list(dict.fromkeys(index.problems))
             return snapshot
         time.sleep(poll_seconds)

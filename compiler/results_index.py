@@ -3,16 +3,17 @@ a report over thousands of stages reads a few objects instead of one per stage.
 
 ::
 
-    experiments/<name>/results/<xx>.json
+    experiments/<name>/results/<x>.json
         {"version": 1, "stages": {"<key>": {"marker": "<_SUCCESS identity>", "metrics": {...}}}}
 
-Shard ``xx`` is the first two hex digits of the stage key (256 shards at most, so a finishing
-stage rewrites 1/256 of the index, not all of it).
+Shard ``x`` is the first hex digit of the stage key: 16 shards at most, so a report reads at
+most 16 objects, and a save rewrites only the shards that gained entries.
 
 The index is a cache, never the truth. An entry is used only while its stage's ``_SUCCESS`` is
 the very marker it was read under (:func:`xtrc.store.marker_identity`, from the store's listing):
 a stage re-run after its ``_SUCCESS`` was deleted commits a new marker, and its entry is read
-afresh. Writers are the orchestration loop (as stages finish) and ``xtrc report`` (what it had to
+afresh. Writers are the orchestration loop (as stages finish; saved at most every
+:data:`xtrc.orchestrate.INDEX_SAVE_SECONDS` and when it ends) and ``xtrc report`` (what it had to
 read stage by stage); two writers racing lose an entry at worst, which the next reader re-reads.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 from xtrc.store import METRICS_JSON, Store
 
 VERSION = 1
-SHARD_DIGITS = 2
+SHARD_DIGITS = 1
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,15 @@ class ResultsIndex:
         self.problems: list[str] = []
         """What went wrong with the index itself (unreadable shard, failed write); results are unaffected."""
         self._entries: dict[str, dict[str, Any]] | None = None
+        self._unsaved: set[str] = set()
+        """Shards holding entries not yet written."""
 
-    def metrics(self, markers: dict[str, str], *, cached: bool = True) -> dict[str, StageMetrics]:
+    def metrics(self, markers: dict[str, str], *, cached: bool = True, save: bool = True) -> dict[str, StageMetrics]:
         """The metrics of every stage in ``markers`` (done key → its _SUCCESS identity): from the
         index where the entry was read under the same marker, else from the stage's own
-        ``metrics.json`` (in parallel), and what was read that way is written back to the index.
-        ``cached=False``: every stage read from its own file, the index neither read nor written."""
+        ``metrics.json`` (in parallel), and what was read that way goes into the index — written
+        at once unless ``save`` is False (then at the next :meth:`save`). ``cached=False``: every
+        stage read from its own file, the index neither read nor written."""
         entries = self._load() if cached else {}
         found: dict[str, StageMetrics] = {}
         stale = []
@@ -72,7 +76,11 @@ class ResultsIndex:
         fresh = {key: {"marker": markers[key], "metrics": found[key].metrics}
                  for key in stale if not found[key].problem}
         if cached and fresh:
-            self._write(fresh)
+            assert self._entries is not None
+            self._entries.update(fresh)
+            self._unsaved |= {key[:SHARD_DIGITS] for key in fresh}
+            if save:
+                self.save()
         return found
 
     def _read_stage(self, key: str) -> StageMetrics:
@@ -115,24 +123,26 @@ class ResultsIndex:
                                  "its stages are read one by one and the shard is rewritten")
             return name, None
 
-    def _write(self, fresh: dict[str, dict[str, Any]]) -> None:
-        """Merge ``fresh`` into the shards it touches and write those (each whole, atomically)."""
-        assert self._entries is not None
-        self._entries.update(fresh)
-        touched: dict[str, dict[str, Any]] = {key[:SHARD_DIGITS]: {} for key in fresh}
+    def save(self) -> None:
+        """Write every shard with unsaved entries, each whole and atomically; a shard that fails
+        stays unsaved (and is noted in :attr:`problems`)."""
+        if not self._unsaved or self._entries is None:
+            return
+        shards: dict[str, dict[str, Any]] = {shard: {} for shard in self._unsaved}
         for key, entry in self._entries.items():
-            if key[:SHARD_DIGITS] in touched:
-                touched[key[:SHARD_DIGITS]][key] = entry
+            if key[:SHARD_DIGITS] in shards:
+                shards[key[:SHARD_DIGITS]][key] = entry
 
         def write(shard: str) -> None:
-            data = json.dumps({"version": VERSION, "stages": touched[shard]}, sort_keys=True, separators=(",", ":"))
+            data = json.dumps({"version": VERSION, "stages": shards[shard]}, sort_keys=True, separators=(",", ":"))
             self.store.write_atomic(self.store.layout.results(self.experiment, f"{shard}.json"), data.encode())
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="xtrc-results") as pool:
-            futures = {shard: pool.submit(write, shard) for shard in sorted(touched)}
+            futures = {shard: pool.submit(write, shard) for shard in sorted(shards)}
             for shard, future in futures.items():
                 try:
                     future.result()
+                    self._unsaved.discard(shard)
                 except Exception as exc:  # noqa: BLE001 - a cache write never fails the caller
                     self.problems.append(f"results index shard {shard}.json not updated "
                                          f"({type(exc).__name__}: {exc}); reports read those stages one by one")

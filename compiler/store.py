@@ -155,9 +155,12 @@ class Store:
         fs = self.reader_fs(workers)
         fs.invalidate_cache()
         stages = self.layout.stage("").rstrip("/")
-        if self.uri.split("://", 1)[0] in ("s3", "s3a", "gs", "gcs"):  # listings by key prefix
+        scheme = self.uri.split("://", 1)[0]
+        if scheme in ("s3", "s3a", "gs", "gcs"):  # listings by key prefix
+            list_digit = (lambda d: _s3_folded(fs, stages, d)) if scheme in ("s3", "s3a") else \
+                (lambda d: _find(fs, stages, prefix=d))
             with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xtrc-list") as pool:
-                parts = list(pool.map(lambda digit: _find(fs, stages, prefix=digit), KEY_DIGITS))
+                parts = list(pool.map(list_digit, KEY_DIGITS))
             listing = {name: info for part in parts for name, info in part.items()}
         else:
             listing = _find(fs, stages)
@@ -187,6 +190,30 @@ def _find(fs: Any, path: str, **kwargs: Any) -> dict[str, dict[str, Any]]:
         return fs.find(path, detail=True, **kwargs)
     except FileNotFoundError:
         return {}
+
+
+FOLD = "o"
+"""The delimiter of S3 marker listings. Every name in a stage folder but ``_SUCCESS`` holds an "o"
+(checkpoints/, log.txt, metrics.json, model/, predictions/, stage.json), and neither ``_SUCCESS``
+nor a hex key does. S3 folds each key at its first delimiter into one common prefix, so a listing
+returns every marker whole and each stage's other objects as a few prefixes ("<key>/predictio",
+"<key>/metrics.jso", ...): one entry per name, not one per prediction file or checkpoint shard.
+Correctness never rests on it: a name without an "o" is simply listed, and skipped."""
+
+
+def _s3_folded(fs: Any, stages: str, digit: str) -> dict[str, dict[str, Any]]:
+    """Objects under ``stages/<digit>`` that no "o" folds away (:data:`FOLD`), by full name."""
+    bucket, path, _ = fs.split_path(stages)
+    request = {"Bucket": bucket, "Prefix": f"{path}/{digit}" if path else digit, "Delimiter": FOLD}
+    found: dict[str, dict[str, Any]] = {}
+    while True:
+        page = fs.call_s3("list_objects_v2", **request)
+        for item in page.get("Contents", []):
+            found[f"{bucket}/{item['Key']}"] = {"ETag": item.get("ETag"), "LastModified": item.get("LastModified"),
+                                                "size": item.get("Size")}
+        if not page.get("IsTruncated"):
+            return found
+        request["ContinuationToken"] = page["NextContinuationToken"]
 
 
 def _local_markers(stages_dir: str) -> dict[str, str]:

@@ -294,6 +294,10 @@ def test_report_reads_an_s3_store_through_its_results_index(s3_bucket: S3Locatio
         stage.commit()
     pending = min(writers)
     control.fs.rm(f"{writers[pending].base}/_SUCCESS")
+    some = max(writers)  # names the marker listing folds away, and names it lists and skips
+    for name in ("predictions/xnli/en.jsonl", "weights.bin", "_SUCCESS.tmp-1-2", "sub/_SUCCESS"):
+        control.fs.pipe_file(f"{writers[some].base}/{name}", b"{}")
+    assert set(control.done_markers()) == set(writers) - {pending}
 
     first = collect(plan, control, predictions=False)
     assert first.stages[pending].state == "missing" and not first.warnings
