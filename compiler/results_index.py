@@ -143,6 +143,6 @@ class ResultsIndex:
                 try:
                     future.result()
                     self._unsaved.discard(shard)
-                except Exception as exc:  # noqa: BLE001 - a cache write never fails the caller
+                except Exception as exc:  # a cache write never fails the caller
                     self.problems.append(f"results index shard {shard}.json not updated "
                                          f"({type(exc).__name__}: {exc}); reports read those stages one by one")
