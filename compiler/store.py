@@ -112,6 +112,8 @@ class Store:
 
     uri: str
     options: dict[str, Any] = field(default_factory=dict)
+    _fold_refused: bool = field(default=False, init=False, repr=False, compare=False)
+    """The server refused or mishandled a folded listing (:data:`FOLD`): list plainly from now on."""
 
     def __post_init__(self) -> None:
         self.uri = normalize_uri(self.uri)
@@ -157,8 +159,14 @@ class Store:
         stages = self.layout.stage("").rstrip("/")
         scheme = self.uri.split("://", 1)[0]
         if scheme in ("s3", "s3a", "gs", "gcs"):  # listings by key prefix
-            list_digit = (lambda d: _s3_folded(fs, stages, d)) if scheme in ("s3", "s3a") else \
-                (lambda d: _find(fs, stages, prefix=d))
+            def list_digit(digit: str) -> dict[str, dict[str, Any]]:
+                if scheme in ("s3", "s3a") and not self._fold_refused:
+                    try:
+                        return _s3_folded(fs, stages, digit)
+                    except Exception:  # refused or mishandled; a real store error recurs just below
+                        self._fold_refused = True
+                return _find(fs, stages, prefix=digit)
+
             with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xtrc-list") as pool:
                 parts = list(pool.map(list_digit, KEY_DIGITS))
             listing = {name: info for part in parts for name, info in part.items()}
@@ -198,7 +206,14 @@ FOLD = "o"
 nor a hex key does. S3 folds each key at its first delimiter into one common prefix, so a listing
 returns every marker whole and each stage's other objects as a few prefixes ("<key>/predictio",
 "<key>/metrics.jso", ...): one entry per name, not one per prediction file or checkpoint shard.
-Correctness never rests on it: a name without an "o" is simply listed, and skipped."""
+Correctness never rests on it: a name without an "o" is simply listed, and skipped. Some
+S3-compatible servers accept only "/" (S3 directory buckets, several gateways) or page wrongly
+with other delimiters; a refused request, a prefix not ending in "o" or a repeated page token
+makes the store fall back to plain listings."""
+
+
+class FoldNotHonoured(OSError):
+    """The server answered a folded listing in a way that does not follow S3's delimiter rules."""
 
 
 def _s3_folded(fs: Any, stages: str, digit: str) -> dict[str, dict[str, Any]]:
@@ -208,11 +223,16 @@ def _s3_folded(fs: Any, stages: str, digit: str) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     while True:
         page = fs.call_s3("list_objects_v2", **request)
+        folded = [p.get("Prefix", "") for p in page.get("CommonPrefixes", [])]
+        if any(not prefix.endswith(FOLD) for prefix in folded):
+            raise FoldNotHonoured(f"the server folded keys at other than {FOLD!r}: {folded[:3]}")
         for item in page.get("Contents", []):
             found[f"{bucket}/{item['Key']}"] = {"ETag": item.get("ETag"), "LastModified": item.get("LastModified"),
                                                 "size": item.get("Size")}
         if not page.get("IsTruncated"):
             return found
+        if page.get("NextContinuationToken") in (None, request.get("ContinuationToken")):
+            raise FoldNotHonoured("the server repeated its page token")
         request["ContinuationToken"] = page["NextContinuationToken"]
 
 

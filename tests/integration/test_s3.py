@@ -318,6 +318,90 @@ def test_report_reads_an_s3_store_through_its_results_index(s3_bucket: S3Locatio
     assert all(third.stages[key].state == "done" for key in done[1:])
 
 
+class SlashOnlyGateway:
+    """An S3 endpoint in front of moto's server that knows no delimiter but "/", as S3 directory
+    buckets and several gateways do: ``refuse`` answers 501 to any other, ``slash`` silently
+    lists with "/" instead. Everything else passes through unchanged."""
+
+    def __init__(self, upstream: str, mode: str) -> None:
+        import http.client
+        import http.server
+        from urllib.parse import parse_qsl, urlencode, urlsplit
+
+        self.folded_requests = 0
+        gateway = self
+        host = urlsplit(upstream).netloc
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def forward(self) -> None:
+                url = urlsplit(self.path)
+                query = parse_qsl(url.query, keep_blank_values=True)
+                if ("delimiter", "o") in query:
+                    gateway.folded_requests += 1
+                    if mode == "refuse":
+                        body = b"<Error><Code>NotImplemented</Code><Message>delimiter</Message></Error>"
+                        self.send_response(501)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                        return
+                    query = [(k, "/" if k == "delimiter" else v) for k, v in query]
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                connection = http.client.HTTPConnection(host, timeout=30)
+                path = url.path + ("?" + urlencode(query) if query else "")
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                connection.request(self.command, path, body=body, headers={**headers, "Host": host})
+                response = connection.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                connection.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["refuse", "slash"])
+def test_marker_listing_falls_back_where_only_slash_delimits(s3_server: S3Server, s3_bucket: S3Location,
+                                                           mode: str) -> None:
+    keys = {"3a" * 10, "3b" * 10, "c4" * 10}
+    for key in keys:
+        stage = StageStore(s3_bucket.url, key, s3_bucket.options)
+        stage.write_json("metrics.json", {"key": key})
+        stage.commit()
+    truth = Store(s3_bucket.url, s3_bucket.options).done_markers()
+    assert set(truth) == keys
+    gateway = SlashOnlyGateway(s3_server.endpoint, mode)
+    try:
+        store = Store(s3_bucket.url, {**s3_bucket.options, "endpoint_url": gateway.endpoint})
+        assert store.done_markers() == truth  # the same markers, the same identities
+        assert gateway.folded_requests > 0
+        asked = gateway.folded_requests
+        assert store.done_markers() == truth
+        assert gateway.folded_requests == asked  # this store lists plainly from now on
+    finally:
+        gateway.close()
+
+
 def test_stage_runs_on_s3_across_a_server_restart(s3_server: S3Server, s3_bucket: S3Location, tmp_path: Path) -> None:
     from xtrc import plan
     from xtrc.loader import load_text
