@@ -260,7 +260,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _save_spec(store: Any, name: str, text: bytes) -> None:
     """experiments/<name>/spec.yaml: the spec as applied."""
-    store.write_atomic(store.layout.experiment(name, "spec.yaml"), text)
+    from xtrc.store import write_atomic
+
+    write_atomic(store.fs, store.layout.experiment(name, "spec.yaml"), text)
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
@@ -559,7 +561,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         from xtrc.local import state_dir_for
 
-        markers = store.done_markers(workers=min(args.workers, 16))
+        markers = store.done_markers(workers=args.workers)
         status: dict[str, str] = {}
         if state_dir_for(store.uri).is_dir():  # stages run here: their state files say running/failed
             status = local_status(plan, store, set(markers))

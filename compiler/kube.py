@@ -43,6 +43,7 @@ from xtrc.render import (
     spec_configmap_name,
 )
 from xtrc.stage import StageConfig
+from xtrc.store import uri_scheme
 
 SHARED_FS_ENV = "XTRC_KUBE_SHARED_FILESYSTEM"
 """Set to 1 only when every pod sees this machine's filesystem at the same paths (tests, single-node clusters)."""
@@ -129,7 +130,7 @@ def _api_message(exc: Any) -> str:
 
 def check_store(uri: str) -> None:
     """Stage pods must reach the store: object storage, or a shared filesystem only when told."""
-    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    scheme = uri_scheme(uri)
     if scheme not in _LOCAL_SCHEMES:
         return
     if scheme == "file" and os.environ.get(SHARED_FS_ENV) == "1":

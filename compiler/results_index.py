@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from xtrc.store import METRICS_JSON, Store
+from xtrc.store import METRICS_JSON, Store, write_atomic
 
 VERSION = 1
 SHARD_DIGITS = 1
@@ -135,7 +135,7 @@ class ResultsIndex:
 
         def write(shard: str) -> None:
             data = json.dumps({"version": VERSION, "stages": shards[shard]}, sort_keys=True, separators=(",", ":"))
-            self.store.write_atomic(self.store.layout.results(self.experiment, f"{shard}.json"), data.encode())
+            write_atomic(self.fs, self.store.layout.results(self.experiment, f"{shard}.json"), data.encode())
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="xtrc-results") as pool:
             futures = {shard: pool.submit(write, shard) for shard in sorted(shards)}

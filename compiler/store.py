@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import os
-import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,11 +48,16 @@ SECRET_FILES = {
 }
 
 
+def uri_scheme(uri: str) -> str:
+    """A store URI's scheme; a bare path is a local file."""
+    return uri.split("://", 1)[0] if "://" in uri else "file"
+
+
 def credential_options(uri: str, options: dict[str, Any], secret_dir: str | None) -> dict[str, Any]:
     """``options`` plus the credentials a mounted Secret holds as files in ``secret_dir`` (how the
     in-cluster orchestrator reads the store, like the stages). The values are never logged."""
     merged = dict(options)
-    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    scheme = uri_scheme(uri)
     if secret_dir and os.path.isdir(secret_dir):
         for filename, option in SECRET_FILES.get(scheme, {}).items():
             path = os.path.join(secret_dir, filename)
@@ -129,7 +134,7 @@ class Store:
     def reader_fs(self, workers: int) -> Any:
         """The store's filesystem tuned for many small whole-object reads at once: on S3, one GET
         per object (no HEAD for its size first) and a connection pool as large as ``workers``."""
-        if self.uri.split("://", 1)[0] not in ("s3", "s3a"):
+        if uri_scheme(self.uri) not in ("s3", "s3a"):
             return self.fs
         import fsspec
 
@@ -152,12 +157,12 @@ class Store:
 
         Stages commit from other processes, so the store is asked each time, never fsspec's
         listings cache (the instance is shared and would answer stale)."""
-        if self.uri.startswith("file://"):
+        scheme = uri_scheme(self.uri)
+        if scheme == "file":
             return _local_markers(self.uri[len("file://"):] + "/" + STAGES)
         fs = self.reader_fs(workers)
         fs.invalidate_cache()
         stages = self.layout.stage("").rstrip("/")
-        scheme = self.uri.split("://", 1)[0]
         if scheme in ("s3", "s3a", "gs", "gcs"):  # listings by key prefix
             def list_digit(digit: str) -> dict[str, dict[str, Any]]:
                 if scheme in ("s3", "s3a") and not self._fold_refused:
@@ -179,18 +184,20 @@ class Store:
                 markers[parts[-2]] = marker_identity(info)
         return markers
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        """Write ``path`` whole or not at all: to a temporary name, then moved into place (on
-        object stores a single PUT, which is atomic already)."""
-        fs = self.fs
-        if not self.uri.startswith("file://"):
-            fs.pipe_file(path, data)
-            return
-        tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with fs.open(tmp, "wb") as f:
-            f.write(data)
-        fs.mv(tmp, path)
+
+def temporary_name(path: str) -> str:
+    return f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+
+
+def write_atomic(fs: Any, path: str, data: bytes, tmp: str | None = None) -> None:
+    """Write ``path`` whole or not at all: to a temporary name (``tmp``; a retried write passes the
+    same one, so a failed attempt leaves nothing behind), then moved into place. Every write a
+    reader may trust goes through here, the runtime's too."""
+    tmp = tmp or temporary_name(path)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)
 
 
 def _find(fs: Any, path: str, **kwargs: Any) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from xtrc.store import CHECKPOINTS_DIR, SUCCESS, credential_options, normalize_uri
+from xtrc.store import CHECKPOINTS_DIR, SUCCESS, credential_options, normalize_uri, temporary_name, write_atomic
 
 log = logging.getLogger("xtrc_runtime")
 T = TypeVar("T")
@@ -88,17 +88,10 @@ class StageStore:
 
     # --- writes ----------------------------------------------------------------------------
     def write_bytes(self, rel: str, data: bytes) -> None:
-        """Atomic: write a temporary object, then move it into place."""
+        """Atomic (:func:`xtrc.store.write_atomic`), retried on transient errors."""
         final = self.path(rel)
-        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
-
-        def op() -> None:
-            parent = final.rsplit("/", 1)[0]
-            self.fs.makedirs(parent, exist_ok=True)
-            with self.fs.open(tmp, "wb") as f:
-                f.write(data)
-            self.fs.mv(tmp, final)
-        retry(op, f"write {rel}")
+        tmp = temporary_name(final)
+        retry(lambda: write_atomic(self.fs, final, data, tmp), f"write {rel}")
 
     def write_json(self, rel: str, value: Any) -> None:
         self.write_bytes(rel, json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False).encode())
