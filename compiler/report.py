@@ -300,19 +300,18 @@ class Value:
     def text(self, *, delta: bool = True) -> str:
         if not self.ok or self.mean is None:
             return self.detail()
-        out = f"{self.mean:.2f}"
-        if self.std is not None:
-            out += f" ± {self.std:.2f}"
-        if delta and self.delta is not None:
-            out += f" ({self.delta:+.2f})"
-        return out
+        return self._number("±", delta)
 
     def latex(self, *, delta: bool = True) -> str:
         if not self.ok or self.mean is None:
             return r"\textit{" + latex_escape(self.detail()) + "}"
+        return self._number(r"$\pm$", delta)
+
+    def _number(self, plus_minus: str, delta: bool) -> str:
+        """``mean ± std (Δ)``, each part where known."""
         out = f"{self.mean:.2f}"
         if self.std is not None:
-            out += rf" $\pm$ {self.std:.2f}"
+            out += f" {plus_minus} {self.std:.2f}"
         if delta and self.delta is not None:
             out += f" ({self.delta:+.2f})"
         return out
