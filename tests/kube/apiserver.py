@@ -98,7 +98,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Container, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["FakeCluster", "ApiError", "parse_label_selector", "parse_quantity"]
@@ -658,6 +658,17 @@ def _default_pod_spec(spec: dict, restart: str = "Always") -> None:
                 v[kind].setdefault("defaultMode", 0o644)
 
 
+def _check_member_name(field: str, name: Any, seen: Container[Any]) -> list[Err]:
+    """A volume's or container's name: present, a DNS label, not used before in its list."""
+    if not name:
+        return [_required(field)]
+    if not _DNS_LABEL_RE.match(name) or len(name) > 63:
+        return [_invalid(field, name, _LABEL_MSG)]
+    if name in seen:
+        return [_duplicate(field, name)]
+    return []
+
+
 def _validate_pod_spec(spec: Any, p: str) -> list[Err]:
     if not isinstance(spec, dict):
         return [_required(p)]
@@ -665,12 +676,7 @@ def _validate_pod_spec(spec: Any, p: str) -> list[Err]:
     volumes = {}
     for i, v in enumerate(spec.get("volumes") or []):
         name = v.get("name")
-        if not name:
-            errors.append(_required(f"{p}.volumes[{i}].name"))
-        elif not _DNS_LABEL_RE.match(name) or len(name) > 63:
-            errors.append(_invalid(f"{p}.volumes[{i}].name", name, _LABEL_MSG))
-        elif name in volumes:
-            errors.append(_duplicate(f"{p}.volumes[{i}].name", name))
+        errors.extend(_check_member_name(f"{p}.volumes[{i}].name", name, volumes))
         volumes[name] = v
         if len([k for k in v if k != "name"]) > 1:
             errors.append(_forbidden(f"{p}.volumes[{i}]", "may not specify more than 1 volume type"))
@@ -685,12 +691,7 @@ def _validate_pod_spec(spec: Any, p: str) -> list[Err]:
     for i, c in enumerate(containers or []):
         cp = f"{p}.containers[{i}]"
         name = c.get("name")
-        if not name:
-            errors.append(_required(f"{cp}.name"))
-        elif not _DNS_LABEL_RE.match(name) or len(name) > 63:
-            errors.append(_invalid(f"{cp}.name", name, _LABEL_MSG))
-        elif name in names:
-            errors.append(_duplicate(f"{cp}.name", name))
+        errors.extend(_check_member_name(f"{cp}.name", name, names))
         names.add(name)
         if not c.get("image"):
             errors.append(_required(f"{cp}.image"))

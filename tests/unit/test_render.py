@@ -490,20 +490,22 @@ def _copy_charts(tmp_path: Path) -> Path:
     return charts
 
 
-def test_custom_charts_dir_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    charts = _copy_charts(tmp_path)
+def _patch_stage_job(charts: Path, anchor: str, replacement: str) -> None:
+    """Replace the one occurrence of ``anchor`` in the copied stage-job template."""
     template = charts / "stage-job.yaml.j2"
     original = template.read_text(encoding="utf-8")
-    metadata_labels = "\n  labels: {{ labels | q }}\n"
-    assert original.count(metadata_labels) == 1
-    template.write_text(original.replace(
-        metadata_labels,
-        "\n  labels:\n"
-        '    example.com/site: "custom"\n'
-        "{%- for key, value in labels.items() %}\n"
-        "    {{ key | q }}: {{ value | q }}\n"
-        "{%- endfor %}\n",
-    ), encoding="utf-8")
+    assert original.count(anchor) == 1
+    template.write_text(original.replace(anchor, replacement), encoding="utf-8")
+
+
+def test_custom_charts_dir_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    charts = _copy_charts(tmp_path)
+    _patch_stage_job(charts, "\n  labels: {{ labels | q }}\n",
+                     "\n  labels:\n"
+                     '    example.com/site: "custom"\n'
+                     "{%- for key, value in labels.items() %}\n"
+                     "    {{ key | q }}: {{ value | q }}\n"
+                     "{%- endfor %}\n")
 
     plan, _, builtin_docs = _rendered("smoke")
     manifests = Renderer(charts).render(plan)
@@ -536,15 +538,10 @@ def test_charts_dir_missing_a_template_is_an_error(
 
 def test_custom_chart_error_in_a_later_stage_is_caught(tmp_path: Path) -> None:
     charts = _copy_charts(tmp_path)
-    template = charts / "stage-job.yaml.j2"
-    original = template.read_text(encoding="utf-8")
     restart = "\n      restartPolicy: Never\n"
-    assert original.count(restart) == 1
-    template.write_text(original.replace(
-        restart,
-        restart + '      priorityClassName: {% if labels["xtrc.dev/stage-kind"] == "retrieval" %}"low'
-        '{% else %}"high"{% endif %}\n',
-    ), encoding="utf-8")
+    _patch_stage_job(charts, restart,
+                     restart + '      priorityClassName: {% if labels["xtrc.dev/stage-kind"] == "retrieval" %}"low'
+                     '{% else %}"high"{% endif %}\n')
     plan, _, _ = _rendered("smoke")
     kinds = [s.kind for s in plan.stages.values()]
     assert kinds[0] != "retrieval" and "retrieval" in kinds
