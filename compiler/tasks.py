@@ -40,12 +40,42 @@ class HFSource:
     """The dataset's columns that the runtime reads (the fixture schema too)."""
     quirks: str = ""
     """What the loader must do beyond reading the columns (filters, stripping, label maps)."""
+    revision: str | None = None
+    """A pinned git revision (a ``refs/convert/parquet`` export, a ``refs/pr/N`` conversion or a
+    commit) where the repository's main branch still holds a loading script that datasets ≥ 4
+    refuses to run."""
+    data_dir: str | None = None
+    """A folder inside the repository (same placeholders as ``config``); ``+`` joins several
+    folders whose rows are concatenated (UD: every treebank of a language, as XTREME does)."""
+    columns: Mapping[str, str] = field(default_factory=_empty)
+    """Source column → the task's registry column, for mirrors that name a column differently."""
+    label_names: tuple[str, ...] = ()
+    """ClassLabel order of the source's tag/label column where it differs from the task's
+    labels; rows are converted to label strings (and ``drop_label`` tokens removed)."""
+    drop_label: str | None = None
+    """A tag whose tokens the loader removes (UD's ``_`` for multiword-token ranges)."""
+    cite: str = ""
+    """Where the facts above come from: the dataset card, tree or commit that was checked."""
+
+    def _fill(self, template: str, language: str) -> str:
+        mapped = self.config_by_language.get(language, language)
+        return template.replace("{Language}", mapped).replace("{lang}", language)
 
     def config_for(self, language: str) -> str | None:
-        if self.config is None:
-            return None
-        mapped = self.config_by_language.get(language, language)
-        return self.config.replace("{Language}", mapped).replace("{lang}", language)
+        return None if self.config is None else self._fill(self.config, language)
+
+    def data_dirs_for(self, language: str) -> tuple[str | None, ...]:
+        """The folders to read for ``language`` (``(None,)``: the whole config)."""
+        if self.data_dir is None:
+            return (None,)
+        return tuple(self._fill(self.data_dir, language).split("+"))
+
+    def describe(self, language: str, split: str) -> str:
+        """``dataset[@revision] config[/dir] [split]`` for messages."""
+        at = f"@{self.revision}" if self.revision else ""
+        where = " ".join(x for x in (self.config_for(language), self._fill(self.data_dir, language)
+                                     if self.data_dir else None) if x)
+        return f"{self.dataset}{at} {where} [{split}]".replace("  ", " ")
 
 
 @dataclass(frozen=True)
@@ -102,6 +132,8 @@ class TaskInfo:
     labels: tuple[str, ...] = ()
     num_choices: int | None = None
     source: HFSource | None = None
+    sources_by_language: Mapping[str, HFSource] = field(default_factory=_empty)  # type: ignore[assignment]
+    """Languages whose data live in another hub repository than ``source`` (XTREME-R's additions)."""
     needs_data_path: bool = False
     """True when no public source exists (CCG): a spec must give a data path."""
     translations: Translations | None = None
@@ -116,6 +148,10 @@ class TaskInfo:
         if benchmark == "xtreme":
             return tuple(lang for lang in self.languages if lang not in self.xtreme_r_added)
         return self.languages
+
+    def source_for(self, language: str) -> HFSource | None:
+        """The hub source of ``language``'s rows (None: a data path is required, see ``notes``)."""
+        return self.sources_by_language.get(language, self.source)
 
     @property
     def trains(self) -> bool:
@@ -247,6 +283,77 @@ _INTERMEDIATE_QA_RECIPE = Recipe(
 )
 
 _QA_WARMUP_NOTE = "XTREME uses 500 warmup steps; warmup_ratio 0.1 approximates it."
+
+_MLQA_TRANSLATE_TRAIN = HFSource(
+    dataset="facebook/mlqa",
+    revision="refs/pr/5",
+    config="mlqa-translate-train.{lang}",
+    splits=MappingProxyType({"train": "train"}),
+    fields=_XQUAD_FIELDS,
+    quirks="main holds a loading script that datasets >= 4 refuses, so the Parquet conversion of pull "
+    "request 5 is read; columns context, question, answers, id (no title)",
+    cite="huggingface.co/datasets/facebook/mlqa/discussions/5: 'Convert dataset to Parquet', "
+    "mlqa-translate-train.<lang>/train-00000-of-00001.parquet",
+)
+
+# --- sources of the languages XTREME-R added (google/xtreme holds only XTREME's) ----------
+
+_WIKIANN = HFSource(
+    dataset="unimelb-nlp/wikiann",
+    config="{lang}",
+    splits=_TRAIN_DEV_TEST,
+    fields=("tokens", "ner_tags"),
+    quirks="the same tokens/ner_tags schema and ClassLabel order as google/xtreme PAN-X.* (both are "
+    "Rahimi et al.'s WikiANN splits)",
+    cite="huggingface.co/datasets/unimelb-nlp/wikiann: Parquet, one config per language code, "
+    "train/validation/test, ner_tags O B-PER I-PER B-ORG I-ORG B-LOC I-LOC",
+)
+_XQUAD_RO = HFSource(
+    dataset="google/xquad",
+    config="xquad.ro",
+    splits=MappingProxyType({"test": "validation"}),
+    fields=_XQUAD_FIELDS,
+    quirks="the only split (validation, 1,190 rows) is the test set",
+    cite="huggingface.co/datasets/google/xquad: Parquet, config xquad.ro, split validation",
+)
+_UD_TREEBANKS: Mapping[str, str] = MappingProxyType({
+    "lt": "lt_alksnis+lt_hse", "pl": "pl_lfg+pl_pdb+pl_pud", "uk": "uk_iu", "wo": "wo_wtb",
+    "ro": "ro_nonstandard+ro_rrt+ro_simonero",
+})
+_UD_UPOS_ORDER: tuple[str, ...] = (
+    "NOUN", "PUNCT", "ADP", "NUM", "SYM", "SCONJ", "ADJ", "PART", "DET", "CCONJ", "PROPN", "PRON",
+    "X", "_", "ADV", "INTJ", "VERB", "AUX",
+)
+_UD_2_7 = HFSource(
+    dataset="universal-dependencies/universal_dependencies",
+    revision="refs/convert/parquet",
+    data_dir="{Language}",
+    config_by_language=_UD_TREEBANKS,
+    splits=MappingProxyType({"test": "test"}),
+    fields=("tokens", "upos"),
+    columns=MappingProxyType({"upos": "pos_tags"}),
+    label_names=_UD_UPOS_ORDER,
+    drop_label="_",
+    quirks="UD v2.7 (the version XTREME-R used); main holds a loading script, so the hub's own Parquet "
+    "export (refs/convert/parquet, one folder per treebank) is read; every treebank of the language is "
+    "concatenated as XTREME's udpos preprocessing does; upos is a ClassLabel in the script's order "
+    "(with '_' for multiword-token ranges, which are dropped)",
+    cite="huggingface.co/datasets/universal-dependencies/universal_dependencies: README configs "
+    "(lt_alksnis, lt_hse, pl_lfg, pl_pdb, pl_pud, uk_iu, wo_wtb, ro_nonstandard, ro_rrt, ro_simonero) and "
+    "tree refs/convert/parquet/<treebank>/ (parquet-converter commits)",
+)
+_TATOEBA_LASER = HFSource(
+    dataset="mteb/tatoeba-bitext-mining",
+    config="{Language}-eng",
+    config_by_language=_TATOEBA_CONFIG_NAMES,
+    splits=MappingProxyType({"test": "test"}),
+    fields=("sentence1", "sentence2"),
+    columns=MappingProxyType({"sentence1": "source_sentence", "sentence2": "target_sentence"}),
+    quirks="the LASER Tatoeba v1 test files XTREME-R used (1,000 pairs a language); sentence1 is the "
+    "non-English side, sentence2 English",
+    cite="huggingface.co/datasets/mteb/tatoeba-bitext-mining: JSON, configs <iso3>-eng (aze-eng, "
+    "lit-eng, pol-eng, ukr-eng, ron-eng), split test; source facebookresearch/LASER data/tatoeba/v1",
+)
 _UNVERIFIED_ID = "[unverified id]"
 
 # sizes and mean_tokens are approximate: they feed the GPU-hour estimate only.
@@ -262,6 +369,7 @@ _TASKS: list[TaskInfo] = [
         labels=_NLI_LABELS,
         source=HFSource(
             dataset="facebook/anli",
+            cite="huggingface.co/datasets/facebook/anli: Parquet, splits train_r1..test_r3",
             splits=MappingProxyType({
                 "train": "train_r1+train_r2+train_r3",
                 "dev": "dev_r1+dev_r2+dev_r3",
@@ -289,6 +397,7 @@ _TASKS: list[TaskInfo] = [
         labels=_NLI_LABELS,
         source=HFSource(
             dataset="nyu-mll/glue",
+            cite="huggingface.co/datasets/nyu-mll/glue: Parquet configs mnli, qqp",
             config="mnli",
             splits=MappingProxyType({"train": "train", "dev": "validation_matched"}),
             fields=("premise", "hypothesis", "label"),
@@ -311,6 +420,7 @@ _TASKS: list[TaskInfo] = [
         labels=_BINARY_LABELS,
         source=HFSource(
             dataset="nyu-mll/glue",
+            cite="huggingface.co/datasets/nyu-mll/glue: Parquet configs mnli, qqp",
             config="qqp",
             splits=_TRAIN_DEV,
             fields=("question1", "question2", "label"),
@@ -332,6 +442,7 @@ _TASKS: list[TaskInfo] = [
         xtreme_score="em_f1_mean",
         source=HFSource(
             dataset="rajpurkar/squad",
+            cite="huggingface.co/datasets/rajpurkar/squad: Parquet, train/validation",
             splits=_TRAIN_DEV,
             fields=_QA_FIELDS,
         ),
@@ -350,6 +461,7 @@ _TASKS: list[TaskInfo] = [
         xtreme_score="em_f1_mean",
         source=HFSource(
             dataset="rajpurkar/squad_v2",
+            cite="huggingface.co/datasets/rajpurkar/squad_v2: Parquet, train/validation",
             splits=_TRAIN_DEV,
             fields=_QA_FIELDS,
             quirks="unanswerable questions have empty answers.text/answer_start: the model needs "
@@ -371,6 +483,7 @@ _TASKS: list[TaskInfo] = [
         num_choices=4,
         source=HFSource(
             dataset="Rowan/hellaswag",
+            cite="huggingface.co/datasets/Rowan/hellaswag: converted to Parquet (indirect evidence)",
             splits=_TRAIN_DEV,
             fields=("ctx", "endings", "label"),
             quirks="label is a string index ('0'-'3'); the test split is unlabelled",
@@ -391,6 +504,7 @@ _TASKS: list[TaskInfo] = [
         num_choices=5,
         source=HFSource(
             dataset="tau/commonsense_qa",
+            cite="huggingface.co/datasets/tau/commonsense_qa: Parquet, train/validation/test",
             splits=_TRAIN_DEV,
             fields=("question", "choices", "answerKey"),
             quirks="choices is {label: [A-E], text: [...]}; answerKey is a letter A-E; the test "
@@ -412,9 +526,14 @@ _TASKS: list[TaskInfo] = [
         num_choices=4,
         source=HFSource(
             dataset="allenai/cosmos_qa",
+            revision="refs/pr/6",
             splits=_TRAIN_DEV,
             fields=("context", "question", "answer0", "answer1", "answer2", "answer3", "label"),
-            quirks="label is an index 0-3; the test split is unlabelled",
+            quirks="label is an index 0-3; the test split is unlabelled; main holds a loading script that "
+            "datasets >= 4 refuses, so the Parquet conversion of pull request 6 is read (train 25,262, "
+            "validation 2,985, the script's features)",
+            cite="huggingface.co/datasets/allenai/cosmos_qa/discussions/6: 'Convert dataset to Parquet', "
+            "data/{train,validation,test}-00000-of-00001.parquet, README dataset_info",
         ),
         sizes=Sizes(train=25262, dev=2985),
         mean_tokens=480,
@@ -448,10 +567,13 @@ _TASKS: list[TaskInfo] = [
         xtreme_score="accuracy",
         num_choices=3,
         source=HFSource(
-            dataset="allenai/social_i_qa",
+            dataset="lighteval/siqa",
             splits=_TRAIN_DEV,
             fields=("context", "question", "answerA", "answerB", "answerC", "label"),
-            quirks="label is a 1-based string ('1'-'3') [unverified]",
+            quirks="label is a 1-based string ('1'-'3'); allenai/social_i_qa holds a loading script that "
+            "datasets >= 4 refuses; this Parquet mirror has its columns and sizes (train 33,410, "
+            "validation 1,954), hash-checked identical by lm-evaluation-harness",
+            cite="huggingface.co/datasets/lighteval/siqa: data/train-*.parquet, data/validation-*.parquet",
         ),
         sizes=Sizes(train=33410, dev=1954),
         mean_tokens=120,
@@ -469,6 +591,7 @@ _TASKS: list[TaskInfo] = [
         num_choices=2,
         source=HFSource(
             dataset="aps/super_glue",
+            cite="huggingface.co/datasets/aps/super_glue: Parquet config copa",
             config="copa",
             splits=_TRAIN_DEV,
             fields=_COPA_FIELDS,
@@ -492,6 +615,7 @@ _TASKS: list[TaskInfo] = [
         labels=_NLI_LABELS,
         source=HFSource(
             dataset="google/xtreme",
+            cite="huggingface.co/datasets/google/xtreme: Parquet (converted 2024-02), the last script's configs",
             config="XNLI",
             splits=MappingProxyType({"dev": "validation", "test": "test"}),
             fields=("language", "sentence1", "sentence2", "gold_label"),
@@ -500,8 +624,16 @@ _TASKS: list[TaskInfo] = [
         ),
         translations=Translations(
             languages=tuple(lang for lang in _XNLI_LANGS if lang != "en"),
-            source=None,
-            description="XNLI-MT-1.0 (MNLI train machine-translated); provide a path",
+            source=HFSource(
+                dataset="facebook/xnli",
+                config="{lang}",
+                splits=MappingProxyType({"train": "train"}),
+                fields=("premise", "hypothesis", "label"),
+                quirks="the MNLI schema: label is a ClassLabel index (entailment, neutral, contradiction)",
+                cite="huggingface.co/datasets/facebook/xnli: Parquet, config per language, split train "
+                "(392,702 rows, XNLI-MT 1.0)",
+            ),
+            description="XNLI-MT 1.0: MNLI train machine-translated, each language's train split",
         ),
         sizes=Sizes(dev=2490, test_per_language=5010),
         mean_tokens=60,
@@ -519,6 +651,7 @@ _TASKS: list[TaskInfo] = [
         labels=_BINARY_LABELS,
         source=HFSource(
             dataset="google/xtreme",
+            cite="huggingface.co/datasets/google/xtreme: Parquet (converted 2024-02), the last script's configs",
             config="PAWS-X.{lang}",
             splits=_TRAIN_DEV_TEST,
             fields=("sentence1", "sentence2", "label"),
@@ -529,6 +662,7 @@ _TASKS: list[TaskInfo] = [
             languages=("de", "es", "fr", "ja", "ko", "zh"),
             source=HFSource(
                 dataset="google/xtreme",
+                cite="huggingface.co/datasets/google/xtreme: Parquet (converted 2024-02), the last script's configs",
                 config="PAWS-X.{lang}",
                 splits=MappingProxyType({"train": "train"}),
                 fields=("sentence1", "sentence2", "label"),
@@ -558,9 +692,10 @@ _TASKS: list[TaskInfo] = [
             fields=("tokens", "pos_tags"),
             quirks="pos_tags is a ClassLabel index into the 17 UPOS tags; Tagalog, Thai and Yoruba "
             "have test only and Kazakh has no validation; the script drops '_' tokens, skips "
-            "Arabic-NYUAD and keeps subtokens instead of XTREME's fused forms; the XTREME-R "
-            "additions lt, pl, uk, wo, ro (UD v2.7) are not in google/xtreme and need a data path",
+            "Arabic-NYUAD and keeps subtokens instead of XTREME's fused forms",
+            cite="huggingface.co/datasets/google/xtreme: Parquet configs udpos.<Language> (converted 2024-02)",
         ),
+        sources_by_language=MappingProxyType({lang: _UD_2_7 for lang in _UD_TREEBANKS}),
         sizes=Sizes(train=21253, dev=3974, test_per_language=2000),
         mean_tokens=30,
         recipe=_TAGGING_RECIPE,
@@ -582,10 +717,11 @@ _TASKS: list[TaskInfo] = [
             config="PAN-X.{lang}",
             splits=_TRAIN_DEV_TEST,
             fields=("tokens", "ner_tags"),
-            quirks="ner_tags is a ClassLabel index (O B-PER I-PER B-ORG I-ORG B-LOC I-LOC); the "
-            "XTREME-R additions qu, pl, uk, az, lt, pa, gu, ro are not in google/xtreme and come "
-            "from `wikiann` (config {lang}; hub namespace [unverified id])",
+            quirks="ner_tags is a ClassLabel index (O B-PER I-PER B-ORG I-ORG B-LOC I-LOC)",
+            cite="huggingface.co/datasets/google/xtreme: Parquet configs PAN-X.<lang> (converted 2024-02)",
         ),
+        sources_by_language=MappingProxyType(
+            {lang: _WIKIANN for lang in ("qu", "pl", "uk", "az", "lt", "pa", "gu", "ro")}),
         sizes=Sizes(train=20000, dev=10000, test_per_language=5000),
         mean_tokens=30,
         recipe=_TAGGING_RECIPE,
@@ -606,19 +742,13 @@ _TASKS: list[TaskInfo] = [
             config="XQuAD.{lang}",
             splits=MappingProxyType({"test": "validation"}),
             fields=_XQUAD_FIELDS,
-            quirks="the only split (validation) is the test set; context and answer text are "
-            "stripped; ro (XTREME-R) is not in google/xtreme and comes from `xquad` config "
-            "xquad.ro (hub namespace [unverified id])",
+            quirks="the only split (validation) is the test set; context and answer text are stripped",
+            cite="huggingface.co/datasets/google/xtreme: Parquet configs XQuAD.<lang> (converted 2024-02)",
         ),
+        sources_by_language=MappingProxyType({"ro": _XQUAD_RO}),
         translations=Translations(
             languages=("ar", "de", "es", "hi", "vi", "zh"),
-            source=HFSource(
-                dataset="facebook/mlqa",
-                config="mlqa-translate-train.{lang}",
-                splits=MappingProxyType({"train": "train"}),
-                fields=_QA_FIELDS,
-                quirks=_UNVERIFIED_ID,
-            ),
+            source=_MLQA_TRANSLATE_TRAIN,
             description="MLQA translate-train: SQuAD v1.1 train+dev into six languages",
         ),
         sizes=Sizes(test_per_language=1190),
@@ -638,6 +768,7 @@ _TASKS: list[TaskInfo] = [
         train_on=("squad",),
         source=HFSource(
             dataset="google/xtreme",
+            cite="huggingface.co/datasets/google/xtreme: Parquet (converted 2024-02), the last script's configs",
             config="MLQA.{lang}.{lang}",
             splits=MappingProxyType({"dev": "validation", "test": "test"}),
             fields=_QA_FIELDS,
@@ -646,13 +777,7 @@ _TASKS: list[TaskInfo] = [
         ),
         translations=Translations(
             languages=("ar", "de", "es", "hi", "vi", "zh"),
-            source=HFSource(
-                dataset="facebook/mlqa",
-                config="mlqa-translate-train.{lang}",
-                splits=MappingProxyType({"train": "train"}),
-                fields=_QA_FIELDS,
-                quirks=_UNVERIFIED_ID,
-            ),
+            source=_MLQA_TRANSLATE_TRAIN,
             description="MLQA translate-train: SQuAD v1.1 train+dev into six languages",
         ),
         sizes=Sizes(test_per_language=5000),
@@ -671,6 +796,7 @@ _TASKS: list[TaskInfo] = [
         benchmarks=frozenset({"xtreme", "xtreme-r"}),
         source=HFSource(
             dataset="google/xtreme",
+            cite="huggingface.co/datasets/google/xtreme: Parquet (converted 2024-02), the last script's configs",
             config="tydiqa",
             splits=MappingProxyType({"train": "train", "test": "validation"}),
             fields=_QA_FIELDS,
@@ -699,6 +825,7 @@ _TASKS: list[TaskInfo] = [
         benchmarks=frozenset({"xtreme"}),
         source=HFSource(
             dataset="google/xtreme",
+            cite="huggingface.co/datasets/google/xtreme: Parquet (converted 2024-02), the last script's configs",
             config="bucc18.{lang}",
             splits=MappingProxyType({"dev": "validation", "test": "test"}),
             fields=_PAIR_FIELDS,
@@ -727,9 +854,10 @@ _TASKS: list[TaskInfo] = [
             splits=MappingProxyType({"test": "validation"}),
             fields=_PAIR_FIELDS,
             quirks="lines keep a trailing newline: strip; source_sentence is the non-English side, "
-            "target_sentence English (the query side); the XTREME-R additions az, lt, pl, uk, ro "
-            "(aze, lit, pol, ukr, ron [unverified]) are not in google/xtreme and need a data path",
+            "target_sentence English (the query side)",
+            cite="huggingface.co/datasets/google/xtreme: Parquet configs tatoeba.<iso3> (converted 2024-02)",
         ),
+        sources_by_language=MappingProxyType({lang: _TATOEBA_LASER for lang in ("az", "lt", "pl", "uk", "ro")}),
         sizes=Sizes(test_per_language=1000),
         mean_tokens=20,
         notes="No training: evaluated directly on the (intermediate) checkpoint. English is the "
@@ -748,6 +876,7 @@ _TASKS: list[TaskInfo] = [
         num_choices=2,
         source=HFSource(
             dataset="cambridgeltl/xcopa",
+            cite="huggingface.co/datasets/cambridgeltl/xcopa: Parquet, config per language",
             config="{lang}",
             splits=MappingProxyType({"dev": "validation", "test": "test"}),
             fields=_COPA_FIELDS,

@@ -122,6 +122,9 @@ from xtrc_runtime.data import (
     SentenceExample,
     TaggingExample,
     normalize,
+    parse_jsonl,
+    parse_parquet,
+    read_hub_source,
     read_rows,
 )
 
@@ -572,14 +575,8 @@ def _read_single_file(path: str, options: dict[str, Any]) -> dict[str, list[dict
         if not fs.isdir(root):
             raise DataError(f"translate-train path {path} does not exist")
         return None
-    if root.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        with fs.open(root, "rb") as f:
-            rows = pq.read_table(f).to_pylist()
-    else:
-        with fs.open(root, "rt", encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+    data = fs.cat_file(root)
+    rows = parse_parquet(data, root) if root.endswith(".parquet") else parse_jsonl(data, root)[0]
     grouped: dict[str, list[dict[str, Any]]] = {}
     for i, row in enumerate(rows):
         if "language" not in row:
@@ -610,15 +607,11 @@ def _rows_from_root_or_hub(target_task: str, lang: str, info: tasks.TaskInfo,
                         f"give translate_train.paths.{target_task}")
     source = translations.source
     split = source.splits.get("train", "train")
-    config = source.config_for(lang)
     try:
-        import datasets
-
-        rows = datasets.load_dataset(source.dataset, config, split=split).to_list()
-    except Exception as exc:  # the hub's errors are many; all mean "not available here"
-        raise DataError(f"cannot load translate-train {source.dataset} {config} [{split}]: {exc}"
-                        + (f" ({'; '.join(looked)})" if looked else "")) from exc
-    return rows, f"hub:{source.dataset}/{config}[{split}]"
+        rows = read_hub_source(source, lang, split)
+    except DataError as exc:
+        raise DataError(f"translate-train: {exc}" + (f" ({'; '.join(looked)})" if looked else "")) from exc
+    return rows, f"hub:{source.describe(lang, split)}"
 
 
 def _normalize(train_task: str, lang: str, row: dict[str, Any], index: int, where: str) -> Example | None:

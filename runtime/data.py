@@ -74,10 +74,32 @@ class DataLocation:
     data_root: str | None = None
     overrides: dict[str, DataSource] = field(default_factory=dict)
     storage_options: dict[str, Any] = field(default_factory=dict)
+    tables: dict[tuple[str, str, str], Table] = field(default_factory=dict, repr=False, compare=False)
+    """Tables already read (task, language, file stem): a stage reads each file once (preflight
+    reads them all before training; training and evaluation reuse them)."""
 
     def __post_init__(self) -> None:
         self.data_root = resolve(self.data_root) if self.data_root else None
         self.overrides = {t: s.model_copy(update={"path": resolve(s.path)}) for t, s in self.overrides.items()}
+
+    def on_hub(self, task: str) -> bool:
+        """Whether ``task``'s rows come from the hub (no override, no data root)."""
+        return task not in self.overrides and self.data_root is None
+
+
+@dataclass
+class Table:
+    """Rows of one file (or hub split) in the task's registry schema, and where each came from."""
+
+    origin: str
+    """The file path, or ``dataset@revision config [split]`` for the hub."""
+    rows: list[dict[str, Any]]
+    lines: list[int] | None = None
+    """1-based line of each row in a JSONL file; None where rows have no lines (Parquet, hub)."""
+
+    def where(self, index: int) -> str:
+        """``FILE:LINE`` of row ``index`` (``ORIGIN:row N`` without lines)."""
+        return f"{self.origin}:{self.lines[index]}" if self.lines is not None else f"{self.origin}:row {index + 1}"
 
 
 def resolve(path: str) -> str:
@@ -89,58 +111,133 @@ def resolve(path: str) -> str:
 
 def read_rows(task: str, language: str, split: Split, where: DataLocation, *, name: str = "") -> list[dict[str, Any]]:
     """Rows of ``task`` in ``language`` (``{split}`` or another file name) in the task's own schema."""
+    return read_table(task, language, split, where, name=name).rows
+
+
+def read_table(task: str, language: str, split: Split, where: DataLocation, *, name: str = "") -> Table:
+    """Like :func:`read_rows`, with the origin of every row; read once per location."""
     stem = name or split
+    cached = where.tables.get((task, language, stem))
+    if cached is not None:
+        return cached
     override = where.overrides.get(task)
     if override is not None:
-        return _read_path(override.path, language, stem, override.format, where.storage_options)
-    if where.data_root is not None:
-        return _read_path(f"{where.data_root.rstrip('/')}/{task}", language, stem, "auto", where.storage_options)
-    return _read_hub(task, language, split)
+        table = _read_path(override.path, language, stem, override.format, where.storage_options)
+    elif where.data_root is not None:
+        table = _read_path(f"{where.data_root.rstrip('/')}/{task}", language, stem, "auto", where.storage_options)
+    else:
+        table = _read_hub(task, language, split)
+    where.tables[(task, language, stem)] = table
+    return table
 
 
-def _read_path(base: str, language: str, stem: str, fmt: str, options: dict[str, Any]) -> list[dict[str, Any]]:
+def data_file(base: str, language: str, stem: str, options: dict[str, Any]) -> tuple[Any, str | None, list[str]]:
+    """(filesystem, the file that holds ``stem`` rows or None, the candidates looked at)."""
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(base, **options)
-    if fs.isfile(root):
-        candidates = [root]
-    else:
-        folder = f"{root}/{language}" if language else root  # no language: a task-wide file
-        candidates = [f"{folder}/{stem}.{ext}" for ext in ("jsonl", "parquet")]
     from xtrc_runtime.storage import retry
 
+    fs, root = fsspec.core.url_to_fs(base, **options)
+    if retry(lambda: fs.isfile(root), f"isfile {root}"):
+        return fs, root, [root]
+    folder = f"{root}/{language}" if language else root  # no language: a task-wide file
+    candidates = [f"{folder}/{stem}.{ext}" for ext in ("jsonl", "parquet")]
     for path in candidates:
         if retry(lambda p=path: fs.exists(p), f"exists {path}"):
-            if path.endswith(".parquet") or fmt == "parquet":
-                import pyarrow.parquet as pq
-
-                def read_parquet(p: str = path) -> list[dict[str, Any]]:
-                    with fs.open(p, "rb") as f:
-                        return pq.read_table(f).to_pylist()
-                return retry(read_parquet, f"read {path}")
-
-            def read_jsonl(p: str = path) -> list[dict[str, Any]]:
-                with fs.open(p, "rt", encoding="utf-8") as f:
-                    return [json.loads(line) for line in f if line.strip()]
-            return retry(read_jsonl, f"read {path}")
-    raise DataError(f"no {stem} data for language {language!r}: looked for {' or '.join(candidates)}")
+            return fs, path, candidates
+    return fs, None, candidates
 
 
-def _read_hub(task: str, language: str, split: Split) -> list[dict[str, Any]]:
+def _read_path(base: str, language: str, stem: str, fmt: str, options: dict[str, Any]) -> Table:
+    from xtrc_runtime.storage import retry
+
+    fs, path, candidates = data_file(base, language, stem, options)
+    if path is None:
+        raise DataError(f"no {stem} data for language {language!r}: looked for {' or '.join(candidates)}")
+    data = retry(lambda: fs.cat_file(path), f"read {path}")  # only the transfer is retried, never parsing
+    if path.endswith(".parquet") or fmt == "parquet":
+        return Table(path, parse_parquet(data, path))
+    rows, lines = parse_jsonl(data, path)
+    return Table(path, rows, lines)
+
+
+def parse_jsonl(data: bytes, path: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """Rows of a JSONL file and the line of each; a UTF-8 byte-order mark is accepted. A line
+    that is not a JSON object is a :class:`DataError` naming ``path:line``."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 (byte {data[exc.start]:#04x}); save the file as UTF-8") from None
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}:{exc.colno}: not valid JSON ({exc.msg}); each line must be one "
+                            "JSON object") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: a {type(row).__name__}, not a JSON object; each line must be one "
+                            "JSON object with the task's fields")
+        rows.append(row)
+        lines.append(number)
+    return rows, lines
+
+
+def parse_parquet(data: bytes, path: str) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(pa.BufferReader(data)).to_pylist()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _read_hub(task: str, language: str, split: Split) -> Table:
     info = tasks.TASKS[task]
-    source = info.source
+    source = info.source_for(language)
     if source is None:
         raise DataError(f"{task!r} has no public source; give data.tasks.{task}.path in the spec")
     split_name = source.splits.get(split)
     if split_name is None:
         raise DataError(f"{task!r} ({source.dataset}) has no {split} split")
+    return Table(source.describe(language, split_name), read_hub_source(source, language, split_name))
+
+
+def read_hub_source(source: tasks.HFSource, language: str, split_name: str) -> list[dict[str, Any]]:
+    """Rows of one hub source in the registry's column names and label strings."""
     import datasets
 
-    try:
-        data = datasets.load_dataset(source.dataset, source.config_for(language), split=split_name)
-    except Exception as exc:  # the hub's errors are many; they all mean "not available here"
-        raise DataError(f"cannot load {source.dataset} {source.config_for(language)} [{split_name}]: {exc}") from exc
-    return data.to_list()
+    rows: list[dict[str, Any]] = []
+    for data_dir in source.data_dirs_for(language):
+        try:
+            data = datasets.load_dataset(source.dataset, source.config_for(language), split=split_name,
+                                         revision=source.revision, data_dir=data_dir)
+        except Exception as exc:  # the hub's errors are many; they all mean "not available here"
+            raise DataError(f"cannot load {source.describe(language, split_name)}: {exc}") from exc
+        rows.extend(data.to_list())
+    return [to_registry_schema(source, row) for row in rows]
+
+
+def to_registry_schema(source: tasks.HFSource, row: dict[str, Any]) -> dict[str, Any]:
+    """A source row renamed to the registry's columns, its tags as label strings, dropped tags removed."""
+    if not source.columns and not source.label_names:
+        return row
+    out = {source.columns.get(k, k): v for k, v in row.items()}
+    if source.label_names:
+        column = source.columns.get(source.fields[-1], source.fields[-1])
+        names = source.label_names
+        tags = [names[t] if isinstance(t, int) and 0 <= t < len(names) else t for t in out[column]]
+        if source.drop_label is not None and "tokens" in out:
+            keep = [i for i, t in enumerate(tags) if t != source.drop_label]
+            out["tokens"] = [out["tokens"][i] for i in keep]
+            tags = [tags[i] for i in keep]
+        out[column] = tags
+    return out
 
 
 def load(task: str, language: str, split: Split, where: DataLocation, limit: int | None = None) -> list[Example]:
@@ -186,6 +283,8 @@ def normalize(task: str, language: str, row: dict[str, Any], index: int) -> Exam
         return ChoiceExample(rid, f"{row['premise']} {question}", [row["choice1"], row["choice2"]], label)
     if info.type == "tagging":
         column = {"udpos": "pos_tags", "panx": "ner_tags"}.get(task, "tags")
+        if not row["tokens"]:
+            return None  # an empty sentence: skipped (the preflight counts it)
         tags = [labels[t] if isinstance(t, int) else str(t) for t in row[column]]
         return TaggingExample(rid, [str(w) for w in row["tokens"]], tags)
     if info.type == "qa":

@@ -650,23 +650,26 @@ def test_translations_from_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             return [{"id": "a1", "title": "t", "context": "Ein Hund bellt .", "question": "Was bellt ?",
                      "answers": {"text": ["Ein Hund"], "answer_start": [0]}}]
 
-    def load_dataset(name: str, config: str, split: str) -> Split:
-        calls.append((name, config, split))
+    def load_dataset(name: str, config: str, split: str, revision: str | None = None,
+                     data_dir: str | None = None) -> Split:
+        calls.append((name, config, split, revision, data_dir))
         return Split()
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     cfg = TranslateTrain.model_validate({"languages": ["de"]})
     # a data root without the file falls through to the hub
     examples, stats = load_translations("xquad", "squad", cfg, DataLocation(str(tmp_path)), seed=0)
-    assert calls == [("facebook/mlqa", "mlqa-translate-train.de", "train")]
+    # main holds a loading script: the Parquet conversion of the hub's pull request 5 is read
+    assert calls == [("facebook/mlqa", "mlqa-translate-train.de", "train", "refs/pr/5", None)]
     assert examples == [QAExample("tt-de-a1", "Was bellt ?", "Ein Hund bellt .", [("Ein Hund", 0)])]
     assert stats["sources"]["de"].startswith("hub:facebook/mlqa")
 
 
 def test_translations_without_any_source() -> None:
     cfg = TranslateTrain.model_validate({"languages": ["de"]})
-    with pytest.raises(DataError, match="translate_train.paths.xnli"):
-        load_translations("xnli", "mnli", cfg, DataLocation(), seed=0)
+    with pytest.raises(DataError, match="translate_train.paths.tydiqa"):
+        load_translations("tydiqa", "tydiqa", TranslateTrain.model_validate({"languages": ["ar"]}), DataLocation(),
+                          seed=0)
     with pytest.raises(DataError, match="translations only for"):
         load_translations("pawsx", "pawsx", TranslateTrain.model_validate({"languages": ["ru"]}), DataLocation(), seed=0)
 

@@ -230,7 +230,10 @@ def test_tagging_targets_have_no_translations() -> None:
 
 def test_translations() -> None:
     xnli = tasks.TASKS["xnli"].translations
-    assert xnli is not None and xnli.source is None
+    assert xnli is not None and xnli.source is not None  # XNLI-MT 1.0 is facebook/xnli's train split
+    assert (xnli.source.dataset, xnli.source.config_for("de"), xnli.source.splits["train"]) == (
+        "facebook/xnli", "de", "train")
+    assert xnli.source.fields == ("premise", "hypothesis", "label")  # the MNLI schema
     assert len(xnli.languages) == 14 and "en" not in xnli.languages
     pawsx = tasks.TASKS["pawsx"].translations
     assert pawsx is not None and pawsx.source is not None
