@@ -1,6 +1,8 @@
 """The research question's answer: for every (intermediate level, augmentation level) pair whose four
 arms are in the design, *combined − intermediate-only*, *combined − augmentation-only* and the
-*interaction*, per task and on the mean over tasks, each with a paired bootstrap interval."""
+*interaction*, per task and on the mean over tasks, each with an interval over seeds and test
+examples (a paired hierarchical bootstrap) and, with three seeds or more, a paired t interval over
+seeds."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import numpy as np
 
 from xtrc.plan import Plan
 from xtrc.report.collect import Results
-from xtrc.report.stats import align, resample_weights, statistic
-from xtrc.report.values import CONFIDENCE, CONTRASTS, AVERAGE, Comparison, summarise
+from xtrc.report.stats import (align, paired_t_interval, percentile_interval, resample_weights, statistic,
+                               two_level_interval)
+from xtrc.report.values import AVERAGE, CONFIDENCE, CONTRASTS, MIN_SEEDS_FOR_T, Comparison, summarise
 
 _MAX_WEIGHTS = 4_000_000
 """Resample weights held at once (replicates × examples); larger sets go in chunks of replicates."""
@@ -48,18 +51,22 @@ def _contrast(kind: str, v: dict[str, Any]) -> Any:
 
 
 def compare(results: Results, chosen: Sequence[str], all_tasks: bool, headline: dict[str, str],
-                 bootstrap: int, seed: int, warnings: list[str]) -> list[Comparison]:
+            bootstrap: int, seed: int, warnings: list[str]) -> list[Comparison]:
     quads = design_quads(results.plan)
     if not quads:
         return []
     arms = list(dict.fromkeys(a for _, _, roles in quads for a in roles.values()))
     point: dict[tuple[str, str], float | None] = {}
+    per_seed: dict[tuple[str, str], np.ndarray] = {}
     why: dict[tuple[str, str], str] = {}
     for arm in arms:
         for task in chosen:
-            value = summarise(*results.headlines(arm, task))
+            seeds, states = results.headlines(arm, task)
+            value = summarise(seeds, states)
             point[(arm, task)] = value.mean if value.ok else None
-            if not value.ok:
+            if value.ok:
+                per_seed[(arm, task)] = np.asarray([seeds[s] for s in results.seeds], dtype=np.float64)
+            else:
                 why[(arm, task)] = value.detail()
     reps: dict[tuple[str, str], np.ndarray] = {}
     no_ci: dict[str, str] = {}
@@ -75,33 +82,35 @@ def compare(results: Results, chosen: Sequence[str], all_tasks: bool, headline: 
         if reason:
             no_ci[task] = reason
         reps.update({(a, task): r for a, r in got.items()})
+    n_seeds = len(results.seeds)
 
     out: list[Comparison] = []
     targets = list(chosen) + ([AVERAGE] if all_tasks and len(chosen) > 1 else [])
     for inter, aug, roles in quads:
         for kind in CONTRASTS:
             for task in targets:
-                comp = Comparison(inter, aug, roles, kind, task)
-                needed = [(roles[r], t) for r in _roles(kind) for t in (chosen if task == AVERAGE else [task])]
+                comp = Comparison(inter, aug, roles, kind, task, n_seeds=n_seeds)
+                tasks_here = list(chosen) if task == AVERAGE else [task]
+                needed = [(roles[r], t) for r in _roles(kind) for t in tasks_here]
                 missing = [k for k in dict.fromkeys(needed) if point[k] is None]
                 if missing:
                     comp.detail = _missing_detail(missing, why)
                     out.append(comp)
                     continue
-                per_role = {r: float(np.mean([point[(roles[r], t)] for t in (chosen if task == AVERAGE else [task])]))
-                            for r in _roles(kind)}
-                comp.estimate = float(_contrast(kind, per_role))
-                lacking = [t for t in (chosen if task == AVERAGE else [task]) if any((roles[r], t) not in reps
-                                                                                        for r in _roles(kind))]
+                seed_contrast = _contrast(kind, {r: np.mean([per_seed[(roles[r], t)] for t in tasks_here], axis=0)
+                                                 for r in _roles(kind)})
+                comp.estimate = float(np.mean(seed_contrast))
+                if n_seeds >= MIN_SEEDS_FOR_T:
+                    comp.seeds_low, comp.seeds_high = paired_t_interval(seed_contrast, CONFIDENCE)
+                lacking = [t for t in tasks_here if any((roles[r], t) not in reps for r in _roles(kind))]
                 if lacking:
                     comp.detail = "; ".join(dict.fromkeys(f"{t}: {no_ci.get(t, 'no per-example records')}"
                                                            for t in lacking))
                 else:
-                    tasks_here = chosen if task == AVERAGE else [task]
-                    rep_roles = {r: np.mean([reps[(roles[r], t)] for t in tasks_here], axis=0) for r in _roles(kind)}
-                    diff = _contrast(kind, rep_roles)
-                    lo, hi = np.quantile(diff, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
-                    comp.low, comp.high = float(lo), float(hi)
+                    diff = _contrast(kind, {r: np.mean([reps[(roles[r], t)] for t in tasks_here], axis=0)
+                                            for r in _roles(kind)})
+                    comp.low, comp.high = two_level_interval(diff, seed_contrast, CONFIDENCE)
+                    comp.examples_low, comp.examples_high = percentile_interval(diff.mean(axis=1), CONFIDENCE)
                 out.append(comp)
     return out
 
@@ -131,7 +140,8 @@ def _rng_for(seed: int, task: str, language: str) -> np.random.Generator:
 
 def _task_replicates(results: Results, arms: Sequence[str], task: str, metric: str, bootstrap: int, seed: int,
                      warnings: list[str]) -> tuple[dict[str, np.ndarray], str]:
-    """Per arm, ``bootstrap`` replicates of the task's headline (mean over languages, then seeds)."""
+    """Per arm, ``(bootstrap, seeds)`` replicates of the task's headline per seed (the mean over
+    languages); every arm and seed shares each language's example resamples (paired)."""
     if not arms:
         return {}, ""
     seeds = results.seeds
@@ -163,7 +173,7 @@ def _task_replicates(results: Results, arms: Sequence[str], task: str, metric: s
         for start in range(0, bootstrap, chunk):
             b = min(chunk, bootstrap - start)
             totals[start:start + b] += stat(resample_weights(n, b, rng))
-    per_arm = totals / (len(languages) * len(seeds))
-    return {a: per_arm[:, i * len(seeds):(i + 1) * len(seeds)].sum(axis=1) for i, a in enumerate(arms)}, ""
+    per_column = totals / len(languages)
+    return {a: per_column[:, i * len(seeds):(i + 1) * len(seeds)] for i, a in enumerate(arms)}, ""
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from xtrc.errors import XtrcError
 from xtrc.report.collect import BLOCKED, FAILED, INVALID, MISSING, RUNNING
-from xtrc.report.values import AVERAGE, CONTRASTS, Comparison, Report, Table, Value, latex_escape
+from xtrc.report.values import AVERAGE, CONTRASTS, DEGENERATE_MARK, Comparison, Report, Table, Value, latex_escape
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
 
@@ -33,8 +33,9 @@ def render(report: Report, fmt: str) -> str:
     raise XtrcError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def _comparison_tables(report: Report) -> list[tuple[str, list[str], list[tuple[str, list[Comparison]]]]]:
-    """One table per (intermediate, augmentation) pair: rows = contrasts, columns = tasks (+ average)."""
+def _comparison_tables(report: Report) -> list[tuple[str, list[str], list[tuple[str, list[str]]]]]:
+    """One table per (intermediate, augmentation) pair: rows = contrasts (and, with three seeds or
+    more, their paired t intervals over seeds), columns = tasks (+ the mean over tasks)."""
     groups: dict[tuple[str, str], list[Comparison]] = {}
     for c in report.comparisons:
         groups.setdefault((c.intermediate, c.augmentation), []).append(c)
@@ -42,11 +43,16 @@ def _comparison_tables(report: Report) -> list[tuple[str, list[str], list[tuple[
     for (inter, aug), comps in groups.items():
         roles = comps[0].arms
         columns = list(dict.fromkeys(c.task for c in comps))
-        rows = [(kind, [next(c for c in comps if c.contrast == kind and c.task == t) for t in columns])
-                for kind in CONTRASTS]
+        rows: list[tuple[str, list[str]]] = []
+        for kind in CONTRASTS:
+            cells = [next(c for c in comps if c.contrast == kind and c.task == t) for t in columns]
+            rows.append((_CONTRAST_LABEL[kind], [_comparison_text(c) for c in cells]))
+            if any(c.seeds_interval for c in cells):
+                rows.append(("  over seeds alone (paired t)", [_interval_text(c.seeds_interval) for c in cells]))
         title = (f"intermediate '{inter}' x augmentation '{aug}': combined {roles['combined']}, intermediate-only "
                  f"{roles['intermediate_only']}, augmentation-only {roles['augmentation_only']}, baseline "
-                 f"{roles['baseline']} (estimate [95% bootstrap interval], {report.bootstrap} replicates)")
+                 f"{roles['baseline']} (estimate [95% interval over {comps[0].covers}; {report.bootstrap} "
+                 "bootstrap replicates of the examples])")
         out.append((title, columns, rows))
     return out
 
@@ -61,9 +67,14 @@ _CONTRAST_LABEL = {
 def _comparison_text(c: Comparison) -> str:
     if c.estimate is None:
         return "n/a"
+    mark = DEGENERATE_MARK if c.degenerate else ""
     if c.interval is None:
-        return f"{c.estimate:+.2f}"
-    return f"{c.estimate:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
+        return f"{c.estimate:+.2f}{mark}"
+    return f"{c.estimate:+.2f} {_interval_text(c.interval)}{mark}"
+
+
+def _interval_text(interval: tuple[float, float] | None) -> str:
+    return "" if interval is None else f"[{interval[0]:+.2f}, {interval[1]:+.2f}]"
 
 
 def print_tables(report: Report, console: Any) -> None:
@@ -92,8 +103,8 @@ def print_tables(report: Report, console: Any) -> None:
         rich.add_column("contrast", style="bold")
         for column in columns:
             rich.add_column(Text("mean over tasks" if column == AVERAGE else column), justify="right")
-        for kind, comps in rows:
-            rich.add_row(Text(_CONTRAST_LABEL[kind]), *(Text(_comparison_text(c)) for c in comps))
+        for label, texts in rows:
+            rich.add_row(Text(label), *(Text(t) for t in texts))
         console.print(rich)
     if report.comparisons:
         console.print(Text("The answer:", style="bold"))
@@ -125,11 +136,12 @@ def _csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["section", "task", "arm", "column", "state", "mean", "std", "n_seeds", "delta_vs_baseline",
-                     "not_done", "of", "seeds", "ci_low", "ci_high", "detail"])
+                     "not_done", "of", "seeds", "ci_low", "ci_high", "seeds_ci_low", "seeds_ci_high", "detail"])
 
     def value_row(section: str, task: str, arm: str, column: str, v: Value) -> list[Any]:
         return [section, task, arm, column, v.state, _fmt(v.mean), _fmt(v.std), v.n_seeds, _fmt(v.delta),
-                v.not_done, v.of, ";".join(f"{s}={_fmt(x)}" for s, x in v.seeds.items()), "", "", v.detail()]
+                v.not_done, v.of, ";".join(f"{s}={_fmt(x)}" for s, x in v.seeds.items()), "", "", "", "",
+                v.detail()]
 
     for arm, values in report.main.rows:
         for column, v in zip(report.main.columns, values):
@@ -141,8 +153,8 @@ def _csv(report: Report) -> str:
                 writer.writerow(value_row("language", table.task or "", arm, column, v))
     for c in report.comparisons:
         writer.writerow(["comparison", c.task, c.arms["combined"], c.contrast, "done" if c.estimate is not None
-                         else "missing", _fmt(c.estimate), "", "", "", "", "", "", _fmt(c.low), _fmt(c.high),
-                         c.statement()])
+                         else "missing", _fmt(c.estimate), "", c.n_seeds, "", "", "", "", _fmt(c.low), _fmt(c.high),
+                         _fmt(c.seeds_low), _fmt(c.seeds_high), c.statement()])
     return out.getvalue()
 
 
@@ -170,7 +182,7 @@ def _markdown(report: Report) -> str:
         table(t.title, ["arm", *t.labels], [[arm_label(arm), *(v.text() for v in values)] for arm, values in t.rows])
     for title, columns, rows in _comparison_tables(report):
         table(title, ["contrast", *("mean over tasks" if c == AVERAGE else c for c in columns)],
-              [[_CONTRAST_LABEL[kind], *(_comparison_text(c) for c in comps)] for kind, comps in rows])
+              [[label, *texts] for label, texts in rows])
     if report.comparisons:
         lines.append("**The answer**")
         lines.append("")
@@ -201,8 +213,7 @@ def _latex(report: Report) -> str:
                   *(v.latex() for v in values)] for arm, values in t.rows])
     for title, columns, rows in _comparison_tables(report):
         tabular(title, ["contrast", *("mean over tasks" if c == AVERAGE else c for c in columns)],
-                [[latex_escape(_CONTRAST_LABEL[kind]), *(latex_escape(_comparison_text(c)) for c in comps)]
-                 for kind, comps in rows])
+                [[latex_escape(label), *(latex_escape(t) for t in texts)] for label, texts in rows])
     return "\n".join(parts)
 
 

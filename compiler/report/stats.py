@@ -4,6 +4,9 @@ alignment across arms and seeds, and the resample weights themselves."""
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
@@ -114,3 +117,74 @@ def _macro_f1_statistic(labels: Sequence[str], recs: list[Records]) -> Any:
     return stat
 
 
+
+
+# --- intervals -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile (p > 0.5) of Student's t with ``df`` (> 0, not necessarily whole) degrees
+    of freedom: bisection on the CDF, the density integrated by Simpson's rule."""
+    if df > 1e6:
+        return NormalDist().inv_cdf(p)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def cdf(x: float) -> float:
+        grid = np.linspace(0.0, x, 2001)
+        dens = np.exp(log_c - (df + 1) / 2 * np.log1p(grid * grid / df))
+        h = x / 2000
+        return 0.5 + h / 3 * float(dens[0] + dens[-1] + 4 * dens[1:-1:2].sum() + 2 * dens[2:-1:2].sum())
+
+    lo, hi = 0.0, max(2.0, NormalDist().inv_cdf(p))
+    while cdf(hi) < p:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def two_level_interval(per_seed_replicates: np.ndarray, per_seed: np.ndarray,
+                       confidence: float) -> tuple[float, float]:
+    """The interval over seeds and test examples of a contrast whose per-seed values are ``per_seed``
+    (``S``,) and whose paired bootstrap over examples gives ``per_seed_replicates`` (``B``, ``S``):
+    replicate ``b`` resamples the test examples once, the same for every seed, arm and language
+    (seeds and examples are crossed: every seed is scored on the same test set).
+
+    Two variance parts: the examples part is the bootstrap variance of the mean over seeds; the
+    seeds part is the between-seed variance of ``per_seed`` over S, less the within-seed example
+    noise it also holds (which the examples part already counts). The interval is
+    ``mean ± t·√(examples + seeds)`` with Welch–Satterthwaite degrees of freedom (the seeds part is
+    known to S − 1; a normal quantile when it is 0, e.g. with one seed)."""
+    n_seeds = len(per_seed)
+    estimate = float(np.mean(per_seed))
+    examples = per_seed_replicates.mean(axis=1)
+    v_examples = float(examples.var(ddof=1)) if len(examples) > 1 else 0.0
+    v_seeds = between = 0.0
+    if n_seeds > 1:
+        within = float(per_seed_replicates.var(axis=0, ddof=1).mean()) if len(examples) > 1 else 0.0
+        noise = max(0.0, within - v_examples) * n_seeds / (n_seeds - 1)  # per seed: noise not shared by seeds
+        between = float(np.var(per_seed, ddof=1)) / n_seeds
+        v_seeds = max(0.0, between - noise / n_seeds)
+    total = v_examples + v_seeds
+    if total <= 0:
+        return estimate, estimate
+    # the only part estimated from few values is the between-seed variance (S − 1 degrees of freedom)
+    df = math.inf if v_seeds == 0 else (n_seeds - 1) * total ** 2 / between ** 2
+    half = t_quantile((1 + confidence) / 2, df) * math.sqrt(total)
+    return estimate - half, estimate + half
+
+
+def percentile_interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:
+    lo, hi = np.quantile(replicates, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)
+
+
+def paired_t_interval(per_seed: Sequence[float], confidence: float) -> tuple[float, float]:
+    """Mean ± t·sd/√S over per-seed contrasts (the test set held fixed): seeds are the only source
+    of variation it covers."""
+    values = np.asarray(per_seed, dtype=np.float64)
+    mean = float(values.mean())
+    half = t_quantile((1 + confidence) / 2, len(values) - 1) * float(values.std(ddof=1)) / math.sqrt(len(values))
+    return mean - half, mean + half

@@ -16,6 +16,14 @@ CONTRASTS = ("combined-intermediate", "combined-augmentation", "interaction")
 AVERAGE = "average"
 """The column/row label of the mean over tasks (headline metric)."""
 CONFIDENCE = 0.95
+DEGENERATE_MARK = "†"
+"""Marks a number that rests on degenerate predictions (one class, or chance level)."""
+MIN_SEEDS_FOR_T = 3
+"""Seeds from which a comparison also gets the paired t interval over seeds."""
+INTERVAL_METHOD = ("hierarchical bootstrap, paired across arms: each replicate resamples the seeds and, per task "
+                   "and language, the test examples (one draw shared by every seed and arm); estimate ± t·SE with "
+                   "the seed part corrected for few seeds (Welch–Satterthwaite degrees of freedom)")
+SEEDS_METHOD = "paired t over per-seed contrasts of the stored headlines (test set fixed), with 3 seeds or more"
 
 @dataclass
 class Value:
@@ -114,44 +122,75 @@ class Comparison:
     estimate: float | None = None
     low: float | None = None
     high: float | None = None
+    """The interval over seeds and test examples (hierarchical bootstrap; examples only with one seed)."""
     detail: str = ""
     """Why there is no estimate or no interval."""
+    n_seeds: int = 0
+    seeds_low: float | None = None
+    seeds_high: float | None = None
+    """The paired t interval over per-seed contrasts (test set fixed), with three seeds or more."""
+    examples_low: float | None = None
+    examples_high: float | None = None
+    """The percentile interval over test examples alone (seeds fixed): what the interval was before it
+    covered seeds, kept in JSON for comparison."""
+    degenerate: list[str] = field(default_factory=list)
+    """Cells this comparison rests on whose predictions are degenerate (``arm task``)."""
 
     @property
     def interval(self) -> tuple[float, float] | None:
         return None if self.low is None or self.high is None else (self.low, self.high)
 
+    @property
+    def covers(self) -> str:
+        """What the interval's width accounts for."""
+        return "seeds and test examples" if self.n_seeds > 1 else "test examples only (one seed)"
+
     def statement(self) -> str:
         a = self.arms
         where = "on the mean over tasks" if self.task == AVERAGE else f"on {self.task}"
+        other = "intermediate_only" if self.contrast == "combined-intermediate" else "augmentation_only"
+        role = other.replace("_only", "-only")
         if self.contrast == "interaction":
             subject = (f"the interaction ({a['combined']} − {a['intermediate_only']} − {a['augmentation_only']} "
                        f"+ {a['baseline']}) {where}")
         else:
-            other = "intermediate_only" if self.contrast == "combined-intermediate" else "augmentation_only"
-            role = other.replace("_only", "-only")
             subject = f"combined ({a['combined']}) vs {role} ({a[other]}) {where}"
         if self.estimate is None:
             return f"{subject}: not available ({self.detail})"
         if self.interval is None:
-            return f"{subject}: {self.estimate:+.2f} (no interval: {self.detail})"
-        lo, hi = self.interval
-        ci = f"{self.estimate:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-        if lo == hi == 0 and self.estimate == 0:
-            return f"{subject}: {ci}, no difference (identical results on every resample: the arms share stages)"
-        if lo <= 0 <= hi:
-            return f"{subject}: {ci}, within noise (the 95% interval includes 0)"
-        if self.contrast == "interaction":
-            if lo > 0:
-                return f"{subject} is positive: {ci}, more than additive (the methods reinforce each other)"
-            return f"{subject} is negative: {ci}, less than additive (the gains overlap or interfere)"
-        verb = "beats" if lo > 0 else "is worse than"
-        return f"combined ({a['combined']}) {verb} {role} ({a[other]}) {where} by {ci}"
+            verdict = f"{subject}: {self.estimate:+.2f} (no interval: {self.detail})"
+        else:
+            lo, hi = self.interval
+            ci = f"{self.estimate:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            if lo == hi == 0 and self.estimate == 0:
+                verdict = f"{subject}: {ci}, no difference (identical results on every resample: the arms share stages)"
+            elif lo <= 0 <= hi:
+                verdict = f"{subject}: {ci}, within noise (the 95% interval over {self.covers} includes 0)"
+            elif self.contrast == "interaction":
+                verdict = (f"{subject} is positive: {ci}, more than additive (the methods reinforce each other)"
+                           if lo > 0 else
+                           f"{subject} is negative: {ci}, less than additive (the gains overlap or interfere)")
+            else:
+                verb = "beats" if lo > 0 else "is worse than"
+                verdict = f"combined ({a['combined']}) {verb} {role} ({a[other]}) {where} by {ci}"
+        if self.seeds_interval is not None:
+            lo, hi = self.seeds_interval
+            verdict += f"; over seeds alone (paired t, {self.n_seeds} seeds) [{lo:+.2f}, {hi:+.2f}]"
+        if self.degenerate:
+            verdict += f" — it rests on degenerate cells ({', '.join(self.degenerate)}): read it with care"
+        return verdict
+
+    @property
+    def seeds_interval(self) -> tuple[float, float] | None:
+        return None if self.seeds_low is None or self.seeds_high is None else (self.seeds_low, self.seeds_high)
 
     def as_dict(self) -> dict[str, Any]:
         return {"intermediate": self.intermediate, "augmentation": self.augmentation, "arms": self.arms,
                 "contrast": self.contrast, "task": self.task, "estimate": _num(self.estimate),
-                "ci_low": _num(self.low), "ci_high": _num(self.high), "detail": self.detail,
+                "ci_low": _num(self.low), "ci_high": _num(self.high), "ci_covers": self.covers,
+                "seeds_ci_low": _num(self.seeds_low), "seeds_ci_high": _num(self.seeds_high),
+                "examples_ci_low": _num(self.examples_low), "examples_ci_high": _num(self.examples_high),
+                "n_seeds": self.n_seeds, "degenerate": self.degenerate, "detail": self.detail,
                 "statement": self.statement()}
 
 
@@ -192,8 +231,7 @@ class Report:
                             for t in self.by_language],
             "comparisons": [c.as_dict() for c in self.comparisons],
             "bootstrap": {"replicates": self.bootstrap, "seed": self.seed, "confidence": CONFIDENCE,
-                          "resampling": "examples, per task and language, paired across arms and seeds; "
-                                        "pooled over seeds"},
+                          "resampling": INTERVAL_METHOD, "seeds_interval": SEEDS_METHOD},
             "warnings": self.warnings,
             "notes": self.notes,
         }

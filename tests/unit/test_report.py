@@ -23,6 +23,7 @@ from xtrc.errors import XtrcError
 from xtrc.loader import load_text
 from xtrc.plan import Plan, build
 from xtrc.report import AVERAGE, FORMATS, Comparison, Report, build_report, collect, plot, render
+from xtrc.report.stats import t_quantile
 from xtrc.store import Store
 from xtrc_runtime import metrics as rt
 
@@ -176,15 +177,20 @@ def test_interaction_is_exact_when_effects_are_additive_per_example(tmp_path: Pa
     assert beats.startswith("combined (mnli+cs) beats augmentation-only (none+cs) on the mean over tasks by +11.00")
 
 
-def test_interaction_interval_matches_a_hand_computed_paired_pooled_bootstrap(tmp_path: Path) -> None:
-    plan = make_plan(tmp_path, ["xquad"], {"xquad": ["en", "de"]})
+def test_interaction_interval_matches_a_hand_computed_two_level_bootstrap(tmp_path: Path) -> None:
+    """The documented procedure, written out: per language one set of resampled examples for every arm
+    and seed; V = the examples part (bootstrap variance of the mean over seeds) + the between-seed
+    variance of the per-seed contrasts over S less the within-seed example noise; t with
+    Welch–Satterthwaite degrees of freedom."""
+    seeds = [1, 2, 3]
+    plan = make_plan(tmp_path, ["xquad"], {"xquad": ["en", "de"]}, seeds=seeds)
     n, replicates, seed = 40, 200, 7
     scores: dict[str, np.ndarray] = {}
 
     def make(arm: str, s: int, task: str, lang: str) -> list[dict[str, Any]]:
         i, a = levels(arm)
         rng = np.random.default_rng([s, i, a, len(lang)])
-        f1 = np.clip(rng.normal(40 + 6 * i + 4 * a + 3 * i * a, 25, size=n), 0, 100)
+        f1 = np.clip(rng.normal(40 + 6 * i + 4 * a + 3 * i * a + 4 * s * i * a, 25, size=n), 0, 100)
         scores[f"{arm}|{lang}|{s}"] = f1
         return qa([f"q{k}" for k in range(n)], f1)
 
@@ -192,28 +198,45 @@ def test_interaction_interval_matches_a_hand_computed_paired_pooled_bootstrap(tm
     report = build_report(collect(plan, store_of(plan)), bootstrap=replicates, seed=seed)
     got = comparison(report, "interaction", "xquad")
 
-    def arm_value(arm_lang: str, idx: np.ndarray) -> float:  # pooled: mean over the two seeds
-        arm, lang = arm_lang.split("|")
-        return float(np.mean([scores[f"{arm}|{lang}|{s}"][idx].mean() for s in (1, 2)]))
-
-    reps = hand_bootstrap(seed, "xquad", ["en", "de"], n, replicates, arm_value, ROLES)
-    diff = reps["combined"] - reps["intermediate_only"] - reps["augmentation_only"] + reps["baseline"]
-    lo, hi = np.quantile(diff, [0.025, 0.975])
-    point = {role: np.mean([scores[f"{arm}|{lang}|{s}"].mean() for lang in ("en", "de") for s in (1, 2)])
+    signs = {"combined": 1, "intermediate_only": -1, "augmentation_only": -1, "baseline": 1}
+    idx = {lang: np.random.default_rng([seed, zlib.crc32(b"xquad"), zlib.crc32(lang.encode())])
+           .integers(0, n, size=(replicates, n)) for lang in ("en", "de")}
+    per_seed = np.asarray([[sum(sign * np.mean([scores[f"{ROLES[role]}|{lang}|{s}"][idx[lang][b]].mean()
+                                                for lang in ("en", "de")]) for role, sign in signs.items())
+                            for s in seeds] for b in range(replicates)])
+    d = np.asarray([sum(sign * np.mean([scores[f"{ROLES[role]}|{lang}|{s}"].mean() for lang in ("en", "de")])
+                        for role, sign in signs.items()) for s in seeds])
+    v_ex = per_seed.mean(axis=1).var(ddof=1)
+    noise = (per_seed.var(axis=0, ddof=1).mean() - v_ex) * 3 / 2
+    between = d.var(ddof=1) / 3
+    v_seeds = between - noise / 3
+    assert v_seeds > 0
+    df = 2 * (v_ex + v_seeds) ** 2 / between ** 2
+    point = {role: np.mean([scores[f"{arm}|{lang}|{s}"].mean() for lang in ("en", "de") for s in seeds])
              for role, arm in ROLES.items()}
-    want = point["combined"] - point["intermediate_only"] - point["augmentation_only"] + point["baseline"]
+    want = sum(sign * point[role] for role, sign in signs.items())
+    half = t_quantile(0.975, df) * np.sqrt(v_ex + v_seeds)
     assert got.estimate == pytest.approx(want, abs=1e-9)
-    assert (got.low, got.high) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9))
-    assert got.low < got.estimate < got.high
+    assert (got.low, got.high) == (pytest.approx(want - half, abs=1e-9), pytest.approx(want + half, abs=1e-9))
+    assert (got.examples_low, got.examples_high) == tuple(pytest.approx(q, abs=1e-9) for q in
+                                                          np.quantile(per_seed.mean(axis=1), [0.025, 0.975]))
+    # the seeds part is real here (the combined arm gains with the seed): wider than examples alone
+    assert got.high - got.low > 1.2 * (got.examples_high - got.examples_low)
 
-    # unpooled (seed 1 alone) replicates differ: the report really averages over seeds per replicate
-    def seed1(arm_lang: str, idx: np.ndarray) -> float:
-        arm, lang = arm_lang.split("|")
-        return float(scores[f"{arm}|{lang}|1"][idx].mean())
+    # the paired t interval over seeds: per-seed contrasts of the stored headlines
+    half_t = 4.302652729911275 * np.std(d, ddof=1) / np.sqrt(3)  # t(0.975, 2 df)
+    assert (got.seeds_low, got.seeds_high) == (pytest.approx(np.mean(d) - half_t, abs=1e-6),
+                                               pytest.approx(np.mean(d) + half_t, abs=1e-6))
+    statement = got.statement()
+    assert "over seeds alone (paired t, 3 seeds)" in statement
+    data = json.loads(render(report, "json"))
+    assert {c["ci_covers"] for c in data["comparisons"]} == {"seeds and test examples"}
 
-    reps1 = hand_bootstrap(seed, "xquad", ["en", "de"], n, replicates, seed1, ROLES)
-    diff1 = reps1["combined"] - reps1["intermediate_only"] - reps1["augmentation_only"] + reps1["baseline"]
-    assert np.quantile(diff1, 0.025) != pytest.approx(lo, abs=1e-6)
+
+@pytest.mark.parametrize(("df", "want"), [(1, 12.706204736), (2, 4.302652730), (3, 3.182446305), (4.5, 2.658912347),
+                                          (10, 2.228138852), (1e9, 1.959963985)])
+def test_t_quantiles_match_the_tables(df: float, want: float) -> None:
+    assert t_quantile(0.975, df) == pytest.approx(want, rel=1e-8)
 
 
 def test_bootstrap_is_deterministic_and_independent_of_workers(tmp_path: Path) -> None:
@@ -313,7 +336,8 @@ def test_classification_macro_f1_is_recomputed_on_each_resample(tmp_path: Path) 
         diff = reps["combined"] - reps["intermediate_only"] - reps["augmentation_only"] + reps["baseline"]
         lo, hi = np.quantile(diff, [0.025, 0.975])
         got = comparison(report, "interaction", "xnli")
-        matches = bool(got.low == pytest.approx(lo, abs=1e-9) and got.high == pytest.approx(hi, abs=1e-9))
+        matches = bool(got.examples_low == pytest.approx(lo, abs=1e-9)
+                       and got.examples_high == pytest.approx(hi, abs=1e-9))
         assert matches is should_match
 
 
