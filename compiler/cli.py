@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     _spec_args(p)
     p.add_argument("--jobs", type=int, metavar="N", help="stages at once (default: compute.max_parallel, "
                    "limited by the GPUs here)")
+    _wait_arg(p)
 
     p = command("report", _report, "Tables of the results (arms x tasks, Δ vs the baseline) and the research "
                 "question's answer with paired bootstrap intervals.")
@@ -132,6 +133,13 @@ def _loop_args(p: argparse.ArgumentParser, *, image_help: str) -> None:
     p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
     p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between looks at the "
                    "cluster (default 2)")
+    _wait_arg(p)
+
+
+def _wait_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true", help="if another loop runs this experiment on this store "
+                   "(it holds the lease experiments/NAME/lease.json), wait for it to end instead of exiting 4 "
+                   "(`xtrc orchestrate` always waits)")
 
 
 def _spec_args(p: argparse.ArgumentParser) -> None:
@@ -234,35 +242,60 @@ def _run(args: argparse.Namespace) -> int:
     exp = plan.experiment
     console = Console(stderr=True, soft_wrap=True)  # soft wrap: a reason stays on one line in logs
     store = Store(exp.storage.uri, dict(exp.storage.options))
-    _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes())
-    gpus = visible_gpus()
-    if exp.compute.gpus and not gpus:
-        console.print(f"[yellow]note:[/] the spec asks for {exp.compute.gpus} GPU(s) per stage and this machine "
-                      "has none: stages run on the CPU")
-    backend = LocalBackend(store, retries=exp.compute.retries, gpus_per_stage=exp.compute.gpus if gpus else 0,
-                           gpus=gpus)
-    jobs = args.jobs or exp.compute.max_parallel
-    if backend.gpu_slots is not None:
-        jobs = min(jobs, backend.gpu_slots)
-    backend.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    done = store.done_keys()
-    for key in plan.stages:  # a new run tries again what failed before
-        if key not in done:
-            backend.forget(key)
+    with _loop_lease(store, exp.metadata.name, wait=args.wait, console=console) as lease:
+        _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes(), console)
+        gpus = visible_gpus()
+        if exp.compute.gpus and not gpus:
+            console.print(f"[yellow]note:[/] the spec asks for {exp.compute.gpus} GPU(s) per stage and this "
+                          "machine has none: stages run on the CPU")
+        backend = LocalBackend(store, retries=exp.compute.retries, gpus_per_stage=exp.compute.gpus if gpus else 0,
+                               gpus=gpus)
+        jobs = args.jobs or exp.compute.max_parallel
+        if backend.gpu_slots is not None:
+            jobs = min(jobs, backend.gpu_slots)
+        backend.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+        done = _patiently(store.done_keys, "reading the store", console)
+        backend.retry_failed(set(plan.stages) - done)  # a new run tries again what failed before
 
-    snapshot, interrupted = _watched_loop(plan, store, backend, console, max_parallel=max(1, jobs))
-    if interrupted:
-        backend.cancel()
-        console.print("interrupted: running stages were stopped; run the same command again to resume")
-        return 130
+        snapshot, interrupted = _watched_loop(plan, store, backend, console, max_parallel=max(1, jobs),
+                                              lease=lease)
+        if interrupted:
+            backend.cancel()
+            console.print("interrupted: running stages were stopped; run the same command again to resume")
+            return 130
+        backend.wait_for_exits()
+        snapshot.warnings.extend(backend.problems)
     return _summary(console, plan, snapshot, store.uri, describe, log=lambda key: str(backend.log_path(key)))
 
 
-def _save_spec(store: Any, name: str, text: bytes) -> None:
+def _patiently(op: Callable[[], Any], what: str, console: Any) -> Any:
+    from xtrc.orchestrate import patiently
+    from xtrc.store import MissingBucket
+
+    try:
+        return patiently(op, what, lambda text: console.print(text, markup=False, highlight=False),
+                         fatal=(MissingBucket,))
+    except (MissingBucket, PermissionError) as exc:
+        raise XtrcError(str(exc) if isinstance(exc, MissingBucket) else
+                        f"the store refused access ({exc}); check storage.options and the credentials") from None
+
+
+def _loop_lease(store: Any, name: str, *, wait: bool, console: Any) -> Any:
+    """The experiment's loop lease in ``store`` (held for the ``with`` block), after checking that
+    the store's bucket exists: xtrc never creates one."""
+    from xtrc.lease import holding, loop_lease
+
+    _patiently(store.check_bucket, "checking the store", console)
+    return holding(loop_lease(store, name), wait=wait,
+                   say=lambda text: console.print(text, markup=False, highlight=False))
+
+
+def _save_spec(store: Any, name: str, text: bytes, console: Any) -> None:
     """experiments/<name>/spec.yaml: the spec as applied."""
     from xtrc.store import write_atomic
 
-    write_atomic(store.fs, store.layout.experiment(name, "spec.yaml"), text)
+    _patiently(lambda: write_atomic(store.fs, store.layout.experiment(name, "spec.yaml"), text),
+               "saving the spec", console)
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
@@ -356,12 +389,14 @@ def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
     exp = plan.experiment
     console = Console(stderr=True, soft_wrap=True)
     store = _kube_store(exp)
-    _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes())
-    retried = retry_failed(backend)  # as a new `xtrc run` does: what failed before is tried again
-    if retried:
-        console.print(f"retrying {len(retried)} failed stage(s)")
-    snapshot, interrupted = _watched_loop(plan, store, backend, console, max_parallel=exp.compute.max_parallel,
-                                          poll_seconds=args.poll)
+    with _loop_lease(store, exp.metadata.name, wait=args.wait, console=console) as lease:
+        _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes(), console)
+        retried = retry_failed(backend)  # as a new `xtrc run` does: what failed before is tried again
+        if retried:
+            console.print(f"retrying {len(retried)} failed stage(s)")
+        snapshot, interrupted = _watched_loop(plan, store, backend, console,
+                                              max_parallel=exp.compute.max_parallel, poll_seconds=args.poll,
+                                              lease=lease)
     if interrupted:
         console.print(f"stopped watching: {snapshot.count('running')} stage Job(s) keep running in namespace "
                       f"{backend.namespace}; `xtrc apply {args.spec} --watch` watches again, `xtrc apply` hands "
@@ -371,7 +406,7 @@ def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
 
 
 def _watched_loop(plan: Plan, store: Any, backend: Any, console: Any, *, max_parallel: int,
-                  poll_seconds: float = 1.0) -> tuple[Any, bool]:
+                  poll_seconds: float = 1.0, lease: Any = None) -> tuple[Any, bool]:
     """The orchestration loop with the live view; Ctrl-C ends the loop (not the stages) and
     returns (last snapshot, True)."""
     import signal
@@ -389,7 +424,7 @@ def _watched_loop(plan: Plan, store: Any, backend: Any, console: Any, *, max_par
     progress = Progress(plan, console)
     try:
         snapshot = orchestrate(plan, store, backend, max_parallel=max_parallel, poll_seconds=poll_seconds,
-                               on_pass=progress, should_stop=lambda: interrupted)
+                               on_pass=progress, should_stop=lambda: interrupted, lease=lease)
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
@@ -431,12 +466,25 @@ def _orchestrate(args: argparse.Namespace) -> int:
     plan = build(exp)
     backend = KubernetesBackend(plan, api_client(args.context), renderer=Renderer(args.charts))
     store = _kube_store(exp)
-    _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes())
+    console = Console(file=sys.stdout, soft_wrap=True, force_terminal=False, no_color=True)
     print(f"xtrc {__version__}: experiment {exp.metadata.name}, {len(plan.stages)} stages, namespace "
           f"{backend.namespace}, store {store.uri}, at most {exp.compute.max_parallel} at once", flush=True)
-    snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel, poll_seconds=args.poll,
-                           on_pass=Transitions(plan))
-    console = Console(file=sys.stdout, soft_wrap=True, force_terminal=False, no_color=True)
+    transitions = Transitions(plan)
+    faults: list[str] = []
+
+    def on_pass(snapshot: Any) -> None:
+        transitions(snapshot)
+        kind = snapshot.fault.split(" since ", 1)[0]
+        if snapshot.fault and (not faults or faults[-1] != kind):
+            print(snapshot.fault, flush=True)
+        faults[:] = [kind]
+
+    # In-cluster the orchestrator always waits for a lease held elsewhere (a `--watch` loop, or its
+    # own previous pod cut off by a partition): exiting would only burn one of its Job's retries.
+    with _loop_lease(store, exp.metadata.name, wait=True, console=console) as lease:
+        _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes(), console)
+        snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel,
+                               poll_seconds=args.poll, on_pass=on_pass, lease=lease)
     failed = _summary(console, plan, snapshot, store.uri, describe, log=lambda key: f"xtrc logs {args.spec} {key}")
     return ORCHESTRATE_FAILED if failed else 0
 

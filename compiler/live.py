@@ -45,10 +45,10 @@ class Progress:
         if self.live is not None:
             self.live.update(self._table(snap))
             return
-        counts = tuple(snap.count(s) for s in STATES)
+        counts = (*(snap.count(s) for s in STATES), snap.fault.split(" since ", 1)[0])
         if counts != self.last_counts:
             self.last_counts = counts
-            self.console.print(self._line(snap))
+            self.console.print(self._line(snap), markup=False, highlight=False)
 
     def close(self) -> None:
         if self.live is not None:

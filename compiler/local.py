@@ -24,7 +24,7 @@ from pathlib import Path
 
 from xtrc.orchestrate import BackendStatus
 from xtrc.stage import StageConfig
-from xtrc.store import LOG_FILE, Store, local_cache_dir
+from xtrc.store import LOG_FILE, Store, local_cache_dir, write_atomic
 
 CONFIG_ERROR = 2
 RUNTIME_COMMAND = ("run-stage", "--config-env", "XTRC_STAGE_CONFIG")
@@ -80,6 +80,7 @@ class LocalBackend:
         self.env = env or {}
         self.children: dict[str, _Child] = {}
         self.configs: dict[str, StageConfig] = {}
+        self.problems: list[str] = []
         self._adopt()
 
     # --- Backend ---------------------------------------------------------------------------
@@ -135,10 +136,37 @@ class LocalBackend:
             self.free_gpus.extend(child.gpus)
         self.children.clear()
 
-    def forget(self, key: str) -> None:
-        """Clear a finished stage's record (so a new `xtrc run` tries a failed stage again)."""
-        for suffix in (".exit", ".json"):
-            (self.state_dir / f"{key}{suffix}").unlink(missing_ok=True)
+    def retry_failed(self, keys: set[str]) -> list[str]:
+        """Clear the records of those of ``keys`` whose process ended (so a new `xtrc run` tries a
+        failed stage again); a stage still running is never forgotten. The keys cleared."""
+        cleared = []
+        for key in sorted(keys):
+            if key in self.children or not (self.state_dir / f"{key}.exit").exists():
+                continue
+            for suffix in (".exit", ".json"):
+                (self.state_dir / f"{key}{suffix}").unlink(missing_ok=True)
+            cleared.append(key)
+        return cleared
+
+    def wait_for_exits(self, timeout: float = 30.0) -> None:
+        """After the loop: let stages that committed finish exiting, so their logs reach the store
+        (a stage writes _SUCCESS just before it exits, and the loop may end in between)."""
+        deadline = time.monotonic() + timeout
+        while self.children and time.monotonic() < deadline:
+            for key, child in list(self.children.items()):
+                code = self._exit_code(child)
+                if code is not None:
+                    self._finish(child, code)
+            if self.children:
+                time.sleep(0.1)
+
+    def record(self, key: str) -> dict:
+        """The state file of ``key``'s latest process (pid, attempts, started, exit), or {}."""
+        record = self._record(key)
+        exit_file = self.state_dir / f"{key}.exit"
+        if record and exit_file.exists():
+            record["exit"] = int(exit_file.read_text().strip() or 1)
+        return record
 
     def log_path(self, key: str) -> Path:
         return self.state_dir / f"{key}.log"
@@ -180,11 +208,10 @@ class LocalBackend:
         log = self.log_path(child.key)
         if log.exists():
             try:
-                fs = self.store.fs
-                with fs.open(self.store.layout.stage(child.key, LOG_FILE), "wb") as f:
-                    f.write(log.read_bytes())
-            except Exception:  # a log copy must never fail a run
-                pass
+                write_atomic(self.store.fs, self.store.layout.stage(child.key, LOG_FILE), log.read_bytes())
+            except Exception as exc:  # a log copy must never fail a run
+                self.problems.append(f"the log of stage {child.key} was not copied to the store "
+                                     f"({type(exc).__name__}: {exc}); it is in {log}")
 
     def _reason(self, key: str, code: int) -> str:
         what = "configuration error" if code == CONFIG_ERROR else f"exit {code}"
@@ -199,16 +226,25 @@ class LocalBackend:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def _write_record(self, child: _Child) -> None:
-        record = {"pid": child.pid, "gpus": child.gpus, "started": child.started, "attempts": child.attempts}
-        (self.state_dir / f"{child.key}.json").write_text(json.dumps(record))
+        record = {"pid": child.pid, "gpus": child.gpus, "started": child.started, "attempts": child.attempts,
+                  "pid_started": _process_start(child.pid)}
+        path = self.state_dir / f"{child.key}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)  # a loop killed mid-write must not leave a record the next one cannot read
 
     def _adopt(self) -> None:
         """Processes an earlier `xtrc run` started that are still running are ours to watch."""
         for path in self.state_dir.glob("*.json"):
             key = path.stem
-            record = json.loads(path.read_text())
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
             if (self.state_dir / f"{key}.exit").exists() or not _pid_alive(record["pid"]):
                 continue
+            if record.get("pid_started") not in (None, _process_start(record["pid"])):
+                continue  # that pid now belongs to another process (the machine rebooted)
             self.children[key] = _Child(key, None, record["pid"], record.get("gpus", []), record["started"],
                                         record.get("attempts", 1))
             self.free_gpus = [g for g in self.free_gpus if g not in record.get("gpus", [])]
@@ -233,6 +269,16 @@ def _pid_alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, from /proc), to tell it from a later process
+    that reuses the number; None where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Protocol
+from typing import Callable, Literal, Protocol, TypeVar
 
+from xtrc.lease import Lease
 from xtrc.plan import Plan
 from xtrc.results_index import ResultsIndex
 from xtrc.stage import StageConfig
 from xtrc.store import Store
 
+T = TypeVar("T")
 State = Literal["done", "running", "failed", "blocked", "ready", "waiting"]
 
 
@@ -59,6 +61,9 @@ class Snapshot:
     submitted: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """Problems that do not change any stage's state (the results index could not be written)."""
+    fault: str = ""
+    """What the loop is riding out right now ("store unreachable since 12s, retrying: ..."); the
+    stages are as last seen."""
 
     def count(self, state: State) -> int:
         return sum(1 for s in self.stages.values() if s.state == state)
@@ -98,43 +103,141 @@ INDEX_SAVE_SECONDS = 30.0
 whole, so saving on every finished stage would write the index over and over."""
 
 
+class Faults:
+    """Errors of one kind (the store, the cluster API) that the loop is riding out: when they
+    began, and how long to wait before the next try (doubling up to :data:`MAX_BACKOFF`)."""
+
+    def __init__(self, what: str, poll_seconds: float):
+        self.what = what
+        self.poll_seconds = poll_seconds
+        self.since: float | None = None
+        self.tries = 0
+        self.last = ""
+
+    def failed(self, exc: BaseException) -> None:
+        self.since = self.since or time.monotonic()
+        self.tries += 1
+        self.last = f"{type(exc).__name__}: {exc}"[:300]
+
+    def ok(self) -> None:
+        self.since, self.tries, self.last = None, 0, ""
+
+    @property
+    def text(self) -> str:
+        if self.since is None:
+            return ""
+        return f"{self.what} unreachable since {time.monotonic() - self.since:.0f}s, retrying ({self.last})"
+
+    @property
+    def backoff(self) -> float:
+        return min(MAX_BACKOFF, self.poll_seconds * 2 ** min(self.tries, 8))
+
+
+MAX_BACKOFF = 30.0
+FATAL_STORE_ERRORS = (PermissionError,)
+"""Store errors no wait mends (refused credentials); anything else is weather."""
+
+
 def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int,
                 poll_seconds: float = 1.0, on_pass: Callable[[Snapshot], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Snapshot:
-    """Run the plan to the end (or until ``should_stop``); the last snapshot."""
+                should_stop: Callable[[], bool] | None = None, lease: Lease | None = None) -> Snapshot:
+    """Run the plan to the end (or until ``should_stop``); the last snapshot. Store and backend
+    errors are retried with backoff and shown in the snapshot's ``fault``; the loop ends with
+    :class:`~xtrc.lease.LeaseLost` only if another loop took its ``lease``."""
     index = ResultsIndex(store, plan.experiment.metadata.name)
     cells = set(plan.cells.values())
     saved = time.monotonic()
+    store_faults, api_faults = Faults("store", poll_seconds), Faults("backend", poll_seconds)
+    views: dict[str, StageView] = {key: StageView(key, "waiting", "not looked at yet") for key in plan.stages}
     while True:
+        if lease is not None:
+            lease.check(fence=False)
+        stopping = should_stop is not None and should_stop()
         # The backend first, then the store: a stage that ends between the two reads is seen done
         # (its _SUCCESS is written before its process exits), never "finished without _SUCCESS".
-        status = backend.poll()
-        markers = store.done_markers()
+        faults = api_faults
+        try:
+            status = backend.poll()
+            api_faults.ok()
+            faults = store_faults
+            markers = store.done_markers()
+            store_faults.ok()
+        except FATAL_STORE_ERRORS:
+            raise
+        except Exception as exc:  # weather: show it, wait, look again
+            faults.failed(exc)
+            snapshot = Snapshot(views, fault=faults.text)
+            if on_pass is not None:
+                on_pass(snapshot)
+            if stopping:
+                snapshot.warnings = list(dict.fromkeys(index.problems))
+                return snapshot
+            _sleep(faults.backoff, should_stop)
+            continue
         try:
             index.metrics({key: marker for key, marker in markers.items() if key in cells}, save=False)
-        except OSError as exc:  # the index is a cache: a store hiccup here must not stop the run
+        except Exception as exc:  # the index is a cache: a store hiccup here must not stop the run
             index.problems.append(f"results index not updated ({type(exc).__name__}: {exc}); reports read "
                                   "those stages one by one")
         done = set(markers) & set(plan.stages)
         views = assess(plan, done, status)
         running = sum(1 for v in views.values() if v.state == "running")
         submitted: list[str] = []
+        fault = ""
         for key, view in views.items():
-            if running >= max_parallel:
+            if running >= max_parallel or stopping:
                 break
             if view.state == "ready":
-                backend.submit(plan.stages[key])
+                try:
+                    backend.submit(plan.stages[key])
+                except FATAL_STORE_ERRORS:
+                    raise
+                except Exception as exc:  # the next pass tries again
+                    api_faults.failed(exc)
+                    fault = f"could not start stage {key}: {api_faults.text}"
+                    break
                 view.state, view.started = "running", time.time()
                 submitted.append(key)
                 running += 1
-        snapshot = Snapshot(views, submitted)
+        snapshot = Snapshot(views, submitted, fault=fault)
         if on_pass is not None:
             on_pass(snapshot)
-        ending = snapshot.finished or (should_stop is not None and should_stop())
+        ending = snapshot.finished or stopping
         if ending or time.monotonic() - saved >= INDEX_SAVE_SECONDS:
-            index.save()
+            try:
+                index.save()
+            except Exception as exc:
+                index.problems.append(f"results index not saved ({type(exc).__name__}: {exc})")
             saved = time.monotonic()
         if ending:
             snapshot.warnings = list(dict.fromkeys(index.problems))
             return snapshot
-        time.sleep(poll_seconds)
+        _sleep(api_faults.backoff if fault else poll_seconds, should_stop)
+
+
+def patiently(op: Callable[[], T], what: str, say: Callable[[str], None], *,
+              fatal: tuple[type[BaseException], ...] = ()) -> T:
+    """``op()``, retried with backoff until it succeeds (Ctrl-C stops): for the store reads and
+    writes a loop makes before it starts. ``say`` hears of the first failure and then every minute."""
+    delay, first, told = 0.5, time.monotonic(), 0.0
+    while True:
+        try:
+            return op()
+        except (*FATAL_STORE_ERRORS, *fatal):
+            raise
+        except Exception as exc:
+            now = time.monotonic()
+            if not told or now - told >= 60:
+                told = now
+                say(f"{what}: store unreachable since {now - first:.0f}s, retrying ({type(exc).__name__}: {exc})")
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+
+def _sleep(seconds: float, should_stop: Callable[[], bool] | None) -> None:
+    """Sleep, but wake within a tenth of a second of ``should_stop`` turning true."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if should_stop is not None and should_stop():
+            return
+        time.sleep(min(0.1, left))

@@ -8,13 +8,18 @@
     stages/<key>/metrics.json      per-language metrics + run info
     stages/<key>/predictions/      per-language predictions with per-example scores
     stages/<key>/_SUCCESS          written last; its presence alone means "done"
+    stages/<key>/progress.json     how far a running stage is (step/total, ETA), every few seconds
+    stages/<key>/lease.json        held by the one process running the stage (xtrc.lease)
+    stages/<key>/log.txt           the stage's log, copied when it ends (local runs)
     experiments/<name>/spec.yaml   the spec as applied
+    experiments/<name>/lease.json  held by the one orchestration loop of the experiment
     experiments/<name>/results/    the results index: done cells' metrics, a few shards (a cache)
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +34,8 @@ MODEL_DIR = "model"
 CHECKPOINTS_DIR = "checkpoints"
 PREDICTIONS_DIR = "predictions"
 LOG_FILE = "log.txt"
+PROGRESS_FILE = "progress.json"
+LEASE_FILE = "lease.json"
 RESULTS_DIR = "results"
 KEY_DIGITS = "0123456789abcdef"
 """Stage keys are hex digests: listings over a big store go one first digit each, in parallel."""
@@ -117,8 +124,10 @@ class Store:
 
     uri: str
     options: dict[str, Any] = field(default_factory=dict)
-    _fold_refused: bool = field(default=False, init=False, repr=False, compare=False)
-    """The server refused or mishandled a folded listing (:data:`FOLD`): list plainly from now on."""
+    _fold_paused_until: float = field(default=0.0, init=False, repr=False, compare=False)
+    """Until this ``time.monotonic()``, list plainly: the server mishandled a folded listing
+    (:data:`FOLD`; for good), or refused one that a plain listing then answered (for
+    :data:`FOLD_PAUSE` seconds: a refusal and a passing fault look alike from here)."""
 
     def __post_init__(self) -> None:
         self.uri = normalize_uri(self.uri)
@@ -165,11 +174,17 @@ class Store:
         stages = self.layout.stage("").rstrip("/")
         if scheme in ("s3", "s3a", "gs", "gcs"):  # listings by key prefix
             def list_digit(digit: str) -> dict[str, dict[str, Any]]:
-                if scheme in ("s3", "s3a") and not self._fold_refused:
+                if scheme in ("s3", "s3a") and time.monotonic() >= self._fold_paused_until:
                     try:
                         return _s3_folded(fs, stages, digit)
-                    except Exception:  # refused or mishandled; a real store error recurs just below
-                        self._fold_refused = True
+                    except FoldNotHonoured:
+                        self._fold_paused_until = float("inf")
+                    except Exception:
+                        # Refused, or the store is unreachable: then the plain listing fails too and
+                        # its error goes to the caller, and folding stays on for the next call.
+                        listing = _find(fs, stages, prefix=digit)
+                        self._fold_paused_until = max(self._fold_paused_until, time.monotonic() + FOLD_PAUSE)
+                        return listing
                 return _find(fs, stages, prefix=digit)
 
             with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xtrc-list") as pool:
@@ -185,6 +200,38 @@ class Store:
         return markers
 
 
+    def check_bucket(self) -> None:
+        """:class:`MissingBucket` when the store's bucket (or container) does not exist; xtrc never
+        creates one. Local and memory stores have none."""
+        bucket = bucket_of(self.uri)
+        if bucket is None:
+            return
+        fs = self.fs
+        fs.invalidate_cache()
+        if not fs.exists(bucket):
+            raise MissingBucket(self.uri)
+
+
+class MissingBucket(FileNotFoundError):
+    """The store's bucket does not exist (a configuration error: xtrc never creates buckets)."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        bucket = bucket_of(uri)
+        super().__init__(f"the bucket {bucket!r} of store {uri} does not exist; xtrc never creates buckets: "
+                         f"create it (e.g. `aws s3 mb s3://{bucket}`) or point storage.uri / --store at one that exists")
+
+
+OBJECT_STORES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "adl")
+
+
+def bucket_of(uri: str) -> str | None:
+    """The bucket (container) of an object-store URI; None for local and memory stores."""
+    if uri_scheme(uri) not in OBJECT_STORES:
+        return None
+    return uri.split("://", 1)[1].split("/", 1)[0] or None
+
+
 def temporary_name(path: str) -> str:
     return f"{path}.tmp-{uuid.uuid4().hex[:8]}"
 
@@ -194,10 +241,30 @@ def write_atomic(fs: Any, path: str, data: bytes, tmp: str | None = None) -> Non
     same one, so a failed attempt leaves nothing behind), then moved into place. Every write a
     reader may trust goes through here, the runtime's too."""
     tmp = tmp or temporary_name(path)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(tmp, "wb") as f:
-        f.write(data)
+    if _has_directories(fs):  # object stores have none; their makedirs would create a missing bucket
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    try:
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+    except FileNotFoundError as exc:
+        uri = _uri_of(fs, path)
+        bucket = bucket_of(uri)
+        if bucket is not None and not fs.exists(bucket):
+            raise MissingBucket(uri) from exc
+        raise
     fs.mv(tmp, path)
+
+
+def _has_directories(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return any(p in ("file", "local") for p in protocols)
+
+
+def _uri_of(fs: Any, path: str) -> str:
+    if "://" in path:
+        return path
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return f"{protocol}://{path}"
 
 
 def _find(fs: Any, path: str, **kwargs: Any) -> dict[str, dict[str, Any]]:
@@ -217,6 +284,10 @@ Correctness never rests on it: a name without an "o" is simply listed, and skipp
 S3-compatible servers accept only "/" (S3 directory buckets, several gateways) or page wrongly
 with other delimiters; a refused request, a prefix not ending in "o" or a repeated page token
 makes the store fall back to plain listings."""
+
+
+FOLD_PAUSE = 600.0
+"""Seconds a refused folded listing is not tried again."""
 
 
 class FoldNotHonoured(OSError):

@@ -80,8 +80,10 @@ def _logging(*, quiet_hub: bool) -> None:
 def _run_stage(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from xtrc.lease import LeaseLost
     from xtrc.stage import StageConfig
-    from xtrc_runtime.stage import ConfigError, run_stage
+    from xtrc.store import MissingBucket
+    from xtrc_runtime.stage import ConfigError, StageBusy, run_stage
 
     log = logging.getLogger("xtrc_runtime")
     try:
@@ -89,15 +91,24 @@ def _run_stage(args: argparse.Namespace) -> int:
         if not raw:
             raise ConfigError(f"${args.config_env} is empty" if args.config_env else "--config is empty")
         if not raw.lstrip().startswith("{"):
-            with open(raw, encoding="utf-8") as f:
-                raw = f.read()
+            try:
+                with open(raw, encoding="utf-8") as f:
+                    raw = f.read()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the stage config {raw}: {exc.strerror or exc}") from None
         config = StageConfig.model_validate_json(raw)
         summary = run_stage(config, workdir=args.workdir, secret_dir=os.environ.get("XTRC_STORAGE_SECRET_DIR"),
                             device=args.device)
-    except (ConfigError, ValidationError, FileNotFoundError) as exc:
+    except (ConfigError, ValidationError, MissingBucket) as exc:
+        # A missing object or checkpoint (FileNotFoundError) is not here: another writer or a
+        # store hiccup can cause it, and a retry resumes; only what the user must change exits 2.
         log.error("configuration error: %s", exc)
         print(json.dumps({"status": "config-error", "error": str(exc)}))
         return EXIT_CONFIG
+    except (StageBusy, LeaseLost) as exc:  # transient, and told plainly: no traceback
+        log.error("stage not run: %s", exc)
+        print(json.dumps({"status": "busy", "error": str(exc)}))
+        return EXIT_TRANSIENT
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # transient by default: the Job retries and resumes

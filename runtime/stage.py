@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import random
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from xtrc import tasks
+from xtrc.lease import LeaseHeld, default_ttl
 from xtrc.stage import StageConfig, compute_key
 from xtrc.store import METRICS_JSON, MODEL_DIR, PREDICTIONS_DIR, STAGE_JSON
 from xtrc_runtime import metrics, retrieval
@@ -47,17 +49,46 @@ def run_stage(config: StageConfig, *, workdir: Path | None = None, secret_dir: s
     if store.done:
         log.info("stage %s is already done", config.key)
         return {"key": config.key, "status": "already-done"}
-    started = time.monotonic()
-    if not store.exists(STAGE_JSON):
-        store.write_json(STAGE_JSON, config.model_dump(mode="json", exclude={"storage_options"}))
-    with tempfile.TemporaryDirectory(prefix=f"xtrc-{config.key}-", dir=workdir) as tmp:
-        runner = _StageRunner(config, store, Path(tmp), options, torch.device(device or _default_device()))
-        summary = runner.run()
-    summary["seconds"] = round(time.monotonic() - started, 2)
-    store.write_json(METRICS_JSON, summary)
-    store.commit()
+    _hold_lease(store)
+    try:
+        if store.done:  # another runner finished it while this one waited for the lease
+            log.info("stage %s is already done", config.key)
+            return {"key": config.key, "status": "already-done"}
+        started = time.monotonic()
+        if not store.exists(STAGE_JSON):
+            store.write_json(STAGE_JSON, config.model_dump(mode="json", exclude={"storage_options"}))
+        with tempfile.TemporaryDirectory(prefix=f"xtrc-{config.key}-", dir=workdir) as tmp:
+            runner = _StageRunner(config, store, Path(tmp), options, torch.device(device or _default_device()))
+            summary = runner.run()
+        summary["seconds"] = round(time.monotonic() - started, 2)
+        store.write_json(METRICS_JSON, summary)
+        store.commit()
+    finally:
+        store.release()
     log.info("stage %s done in %.1fs", config.key, summary["seconds"])
     return summary
+
+
+class StageBusy(Exception):
+    """Another live process holds this stage's lease: a transient condition (exit 1), never a
+    configuration error; nothing of the stage was touched."""
+
+
+def _hold_lease(store: StageStore) -> None:
+    """Take the stage's lease, waiting for a live holder up to ``XTRC_STAGE_LEASE_WAIT`` seconds
+    (default: twice the lease's time-to-live, long enough for a holder that died to expire)."""
+    seen: set[str] = set()
+
+    def waiting(record: Any) -> None:
+        if record.holder not in seen:
+            seen.add(record.holder)
+            log.info("waiting: stage %s is held by %s", store.key, record.describe())
+
+    wait = os.environ.get("XTRC_STAGE_LEASE_WAIT")
+    try:
+        store.hold(wait_seconds=float(wait) if wait else 2 * default_ttl() + 5, on_wait=waiting)
+    except LeaseHeld as exc:
+        raise StageBusy(f"stage {store.key} is being run by {exc.record.describe()}; not touching it") from None
 
 
 def _default_device() -> str:
@@ -99,6 +130,7 @@ class _StageRunner:
             summary["augmentation"] = augmentation
         trainer = Trainer(model, self.hp, seed=seed, device=self.device, pad_id=tokenizer.pad_token_id,
                           evaluate=self._dev_scorer(model, tokenizer, train_tasks, heads),
+                          on_progress=_ProgressWriter(self.store),
                           checkpointing=Checkpointing(self.hp.checkpoint_every_steps, self.hp.checkpoint_every_minutes,
                                                       self.store.save_checkpoint, self.tmp / "checkpoint"))
         resume = self.store.latest_checkpoint(self.tmp / "resume")
@@ -296,6 +328,25 @@ class _StageRunner:
     def _write_predictions(self, task: str, language: str, result: Result) -> None:
         lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in result.records)
         self.store.write_bytes(f"{PREDICTIONS_DIR}/{task}/{language}.jsonl", lines.encode())
+
+
+class _ProgressWriter:
+    """The trainer's ``on_progress``: ``progress.json`` in the store at most every
+    :data:`PROGRESS_SECONDS` (and at the last step of a phase)."""
+
+    def __init__(self, store: StageStore):
+        self.store = store
+        self.written = 0.0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - self.written < PROGRESS_SECONDS and record["step"] != record["total"]:
+            return
+        self.written = now
+        self.store.write_progress({**record, "state": "training", "updated": time.time()})
+
+
+PROGRESS_SECONDS = 5.0
 
 
 def _task_summary(task: str, per_language: dict[str, dict[str, float]]) -> dict[str, Any]:

@@ -15,7 +15,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from xtrc.store import CHECKPOINTS_DIR, SUCCESS, credential_options, normalize_uri, temporary_name, write_atomic
+from xtrc.lease import Lease, LeaseHeld, LeaseLost, LeaseRecord
+from xtrc.store import (
+    CHECKPOINTS_DIR, LEASE_FILE, PROGRESS_FILE, SUCCESS, credential_options, normalize_uri, temporary_name, uri_scheme, write_atomic,
+)
 
 log = logging.getLogger("xtrc_runtime")
 T = TypeVar("T")
@@ -33,7 +36,7 @@ def retry(op: Callable[[], T], what: str, attempts: int = 6, first_delay: float 
     for attempt in range(1, attempts + 1):
         try:
             return op()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, LeaseLost):
             raise
         except Exception as exc:  # network and server errors differ by backend; all are worth a retry
             if attempt == attempts:
@@ -53,6 +56,39 @@ class StageStore:
         self.key = key
         self.fs, base = fsspec.core.url_to_fs(self.root, **(options or {}))
         self.base = f"{base.rstrip('/')}/stages/{key}"
+        self.lease: Lease | None = None
+        """While set, every write and removal first checks that this process still holds the
+        stage's lease (:meth:`hold`): a runner that lost it never touches the stage again."""
+
+    # --- the stage lease -------------------------------------------------------------------
+    def hold(self, *, wait_seconds: float, on_wait: Callable[[LeaseRecord], None] | None = None) -> Lease:
+        """Take the stage's lease (``stages/<key>/lease.json``) and renew it in the background.
+        Another live holder is waited for up to ``wait_seconds``, then :class:`LeaseHeld`."""
+        lease = Lease(self.fs, self.path(LEASE_FILE), what=f"stage {self.key}", scheme=uri_scheme(self.root))
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.5
+        while True:
+            other = retry(lease.try_acquire, "take the stage lease")
+            if other is None:
+                break
+            if time.monotonic() >= deadline or self.done:
+                raise LeaseHeld(other)
+            if on_wait is not None:
+                on_wait(other)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 5.0)
+        lease.start_renewing()
+        self.lease = lease
+        return lease
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+    def _guard(self) -> None:
+        if self.lease is not None:
+            self.lease.check()
 
     def path(self, *parts: str) -> str:
         return "/".join((self.base, *parts))
@@ -91,7 +127,22 @@ class StageStore:
         """Atomic (:func:`xtrc.store.write_atomic`), retried on transient errors."""
         final = self.path(rel)
         tmp = temporary_name(final)
-        retry(lambda: write_atomic(self.fs, final, data, tmp), f"write {rel}")
+
+        def op() -> None:
+            self._guard()
+            write_atomic(self.fs, final, data, tmp)
+        retry(op, f"write {rel}")
+
+    def write_progress(self, record: dict[str, Any]) -> None:
+        """``progress.json``: how far the stage is, for live views. Best effort, one try: progress
+        must never slow or fail training."""
+        try:
+            self._guard()
+            write_atomic(self.fs, self.path(PROGRESS_FILE), json.dumps(record, sort_keys=True).encode())
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            log.debug("progress not written: %s", exc)
 
     def write_json(self, rel: str, value: Any) -> None:
         self.write_bytes(rel, json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False).encode())
@@ -104,7 +155,9 @@ class StageStore:
 
     def remove(self, rel: str) -> None:
         path = self.path(rel)
+        self._guard()
         if retry(lambda: self.fs.exists(path), f"exists {rel}"):
+            self._guard()
             retry(lambda: self.fs.rm(path, recursive=True), f"remove {rel}")
 
     def commit(self) -> None:

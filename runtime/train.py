@@ -107,8 +107,9 @@ class Trainer:
     def __init__(self, model: TaskModel, hp: Hyperparameters, *, seed: int, device: torch.device,
                  pad_id: int, evaluate: Callable[[int], float | None] | None = None,
                  checkpointing: Checkpointing | None = None, pad_to_max: bool = False,
-                 group_by_length: bool | None = None):
+                 group_by_length: bool | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None):
         self.model = model
+        self.on_progress = on_progress  # called after every optimizer step (it throttles itself)
         self.hp = hp
         self.seed = seed
         self.device = device
@@ -165,7 +166,7 @@ class Trainer:
                     optimizer.zero_grad(set_to_none=True)
                     pos.step += 1
                     pos.global_step += 1
-                    self._progress(pos, total, loss.item() * self.hp.grad_accum, started)
+                    self._progress(pos, total, loss.item() * self.hp.grad_accum, started, len(phases))
                     if self.evaluate and pos.step % self.hp.eval_every_steps == 0:
                         stop = self._evaluate(pos)
                     if self._due(pos, last_save):
@@ -274,13 +275,16 @@ class Trainer:
         log.info("resumed from step %d (phase %d, epoch %d, batch %d)", pos.global_step, pos.phase, pos.epoch, pos.batch)
         return pos, optimizer, scheduler
 
-    def _progress(self, pos: Position, total: int, loss: float, started: float) -> None:
+    def _progress(self, pos: Position, total: int, loss: float, started: float, phases: int) -> None:
+        elapsed = time.monotonic() - started
+        remaining = (total - pos.step) * (elapsed / max(1, pos.step))
+        if self.on_progress is not None:
+            self.on_progress({"phase": pos.phase + 1, "phases": phases, "step": pos.step, "total": total,
+                              "eta_seconds": round(remaining, 1), "loss": round(loss, 4)})
         every = max(1, total // 10)
         if pos.step % every and pos.step != total:
             return
-        elapsed = time.monotonic() - started
         rate = self.examples_seen / elapsed if elapsed > 0 else 0.0
-        remaining = (total - pos.step) * (elapsed / max(1, pos.step))
         log.info("step %d/%d  loss %.4f  %.1f examples/s  ETA %s", pos.step, total, loss, rate,
                  time.strftime("%H:%M:%S", time.gmtime(remaining)))
 

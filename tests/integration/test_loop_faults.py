@@ -1,0 +1,160 @@
+"""Faults of the orchestration loop, with the installed `xtrc` and `xtrc-runtime` scripts and real
+training: restarts, two loops on one store, two runners of one stage, missing objects."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xtrc.loader import load_text
+from xtrc.local import state_dir_for
+from xtrc.plan import build
+from xtrc.store import Store
+
+from .test_orchestrate import attempts, write_spec
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+XTRC = str(BIN / "xtrc")
+RUNTIME = str(BIN / "xtrc-runtime")
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "XTRC_LEASE_TTL": "10", **extra}
+
+
+def xtrc(*args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([XTRC, *args], capture_output=True, text=True, timeout=timeout, env=env(**extra))
+
+
+def start(*args: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([XTRC, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env(**extra))
+
+
+def running_stages(state: Path) -> set[str]:
+    """Stages with a live process recorded in the local state directory."""
+    out = set()
+    for path in state.glob("*.json"):
+        if (state / f"{path.stem}.exit").exists():
+            continue
+        try:
+            os.kill(json.loads(path.read_text())["pid"], 0)
+        except (ProcessLookupError, ValueError, OSError):
+            continue
+        out.add(path.stem)
+    return out
+
+
+def wait_for(condition, timeout: float = 120, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_restarting_the_loop_twice_while_stages_run_trains_no_stage_twice(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, seeds="[1, 2]", targets="[panx, xnli]")
+    plan = build(load_text(spec.read_text()))
+    store = Store(str(tmp_path / "store"))
+    state = state_dir_for(store.uri)
+    for _ in range(2):  # kill the loop twice while its stages run on
+        loop = start("run", str(spec))
+        wait_for(lambda: running_stages(state), what="a running stage")
+        time.sleep(2.0)  # the loop has adopted (or started) its stages
+        os.kill(loop.pid, signal.SIGKILL)
+        loop.communicate()
+        assert running_stages(state), "the stages should outlive the loop"
+    last = xtrc("run", str(spec))
+    assert last.returncode == 0, last.stderr
+    assert store.done_keys() >= set(plan.stages)
+    for key in plan.stages:  # one start per stage across all three loops
+        assert attempts(state / f"{key}.log") == 1, (key, (state / f"{key}.log").read_text()[-2000:])
+    for key in plan.stages:  # and every stage's log reached the store, the last one's too
+        assert (tmp_path / "store" / "stages" / key / "log.txt").read_text().count("=== attempt 1") == 1
+
+
+def test_a_second_loop_on_one_store_says_who_holds_it_or_waits(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, seeds="[1]", targets="[panx]")
+    plan = build(load_text(spec.read_text()))
+    store = Store(str(tmp_path / "store"))
+    state = state_dir_for(store.uri)
+    first = start("run", str(spec))
+    lease = tmp_path / "store" / "experiments" / "orch" / "lease.json"
+    wait_for(lease.exists, what="the loop's lease")
+    second = xtrc("run", str(spec))
+    assert second.returncode == 4, second.stderr
+    holder = json.loads(lease.read_text())
+    assert f"pid {first.pid}" in second.stderr and holder["host"] in second.stderr
+    assert "--wait" in second.stderr and "Traceback" not in second.stderr
+
+    waiter = start("run", str(spec), "--wait")
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    out, err = waiter.communicate(timeout=600)
+    assert waiter.returncode == 0, err
+    assert "waiting: this experiment's loop is held by" in err
+    assert store.done_keys() >= set(plan.stages)
+    assert all(attempts(state / f"{key}.log") == 1 for key in plan.stages)
+    assert not lease.exists()  # released when the loop ended
+
+
+def test_a_stale_loop_lease_is_taken_over(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, seeds="[1]", targets="[panx]")
+    lease = tmp_path / "store" / "experiments" / "orch" / "lease.json"
+    lease.parent.mkdir(parents=True)
+    lease.write_text(json.dumps({"holder": "dead", "host": "gone-host", "pid": 1, "what": "the loop of orch",
+                                 "acquired": time.time() - 100, "expires": time.time() - 10, "ttl": 60}))
+    result = xtrc("run", str(spec))
+    assert result.returncode == 0, result.stderr
+
+
+def stage_config(tmp_path: Path, kind: str) -> str:
+    spec = write_spec(tmp_path, seeds="[1]", targets="[panx]")
+    plan = build(load_text(spec.read_text()))
+    return next(s for s in plan.stages.values() if s.kind == kind).to_json()
+
+
+def test_a_second_runner_of_one_stage_waits_then_exits_transiently_without_touching_it(tmp_path: Path) -> None:
+    config = stage_config(tmp_path, "target")
+    key = json.loads(config)["key"]
+    stage_dir = tmp_path / "store" / "stages" / key
+    first = subprocess.Popen([RUNTIME, "run-stage", "--config-env", "XTRC_STAGE_CONFIG"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env(XTRC_STAGE_CONFIG=config))
+    wait_for((stage_dir / "lease.json").exists, what="the stage lease")
+    second = subprocess.run([RUNTIME, "run-stage", "--config-env", "XTRC_STAGE_CONFIG"], capture_output=True,
+                            text=True, timeout=300, env=env(XTRC_STAGE_CONFIG=config, XTRC_STAGE_LEASE_WAIT="1"))
+    if first.poll() is None:  # it finished while the second waited: then the second saw it done
+        assert second.returncode == 1, second.stderr
+        assert json.loads(second.stdout.splitlines()[-1])["status"] == "busy"
+        assert f"pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
+        assert "step " not in second.stderr  # it never trained
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert (stage_dir / "_SUCCESS").exists() and not (stage_dir / "lease.json").exists()
+
+    # Once the stage is done a later runner exits 0 at once.
+    third = subprocess.run([RUNTIME, "run-stage", "--config-env", "XTRC_STAGE_CONFIG"], capture_output=True,
+                           text=True, timeout=300, env=env(XTRC_STAGE_CONFIG=config))
+    assert third.returncode == 0 and json.loads(third.stdout.splitlines()[-1])["status"] == "already-done"
+
+
+def test_a_missing_object_in_the_store_is_transient_not_a_configuration_error(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, seeds="[1]", targets="[panx]")
+    plan = build(load_text(spec.read_text()))
+    target = next(s for s in plan.stages.values() if s.init_from)
+    upstream = tmp_path / "store" / "stages" / target.init_from
+    upstream.mkdir(parents=True)
+    (upstream / "_SUCCESS").write_text("{}")  # done, but its model/ is gone (pruned, or a store hiccup)
+    result = subprocess.run([RUNTIME, "run-stage", "--config-env", "XTRC_STAGE_CONFIG"], capture_output=True,
+                            text=True, timeout=300, env=env(XTRC_STAGE_CONFIG=target.to_json()))
+    assert result.returncode == 1, result.stderr  # a retry may find it; exit 2 would fail the Job for good
+    assert json.loads(result.stdout.splitlines()[-1])["status"] == "failed"
