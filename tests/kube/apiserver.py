@@ -7,10 +7,16 @@ kubelet that run each pod's containers as local processes.
 
 Resources (namespaced; objects may be created in any namespace, which need not exist):
 batch/v1 Jobs; v1 Pods, ConfigMaps, Secrets, ServiceAccounts, Events;
-rbac.authorization.k8s.io/v1 Roles, RoleBindings; networking.k8s.io/v1 NetworkPolicies;
-plus cluster-scoped v1 Namespaces (default, kube-system and kube-public exist).
+rbac.authorization.k8s.io/v1 Roles, RoleBindings; networking.k8s.io/v1 NetworkPolicies; Kueue's
+kueue.x-k8s.io/v1beta1 Workloads (a custom resource: its list items keep ``kind``/``apiVersion``;
+no Kueue controller runs, so a test plays Kueue by creating a Workload owned by a Job and writing its
+status conditions); plus cluster-scoped v1 Namespaces (default, kube-system and kube-public exist).
 
-Verbs: create (POST), get, list (``labelSelector``, ``fieldSelector``, ``limit``/``continue``),
+Verbs: create (POST), get, list (``labelSelector``, ``fieldSelector``, ``limit``/``continue`` with
+the real paging semantics: every page shows the objects as of the first page's resourceVersion, a
+compacted continue token is 410 Expired, ``remainingItemCount`` only without selectors;
+``resourceVersion`` with ``resourceVersionMatch`` Exact/NotOlderThan, and the options a real server
+refuses refused the same way),
 watch (``watch=true``, ``resourceVersion``, ``labelSelector``, ``fieldSelector``,
 ``timeoutSeconds``, ``allowWatchBookmarks``), replace (PUT, optimistic concurrency on
 ``metadata.resourceVersion``), patch (JSON merge patch; strategic merge patch is applied as a
@@ -176,6 +182,47 @@ def _bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
+def _parse_rv(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise _bad_request(f"invalid resource version: {text}")
+    return value
+
+
+def _invalid_list_options(errors: list[tuple[str, str, str]]) -> ApiError:
+    texts = [f"{f}: {m}" for f, _, m in errors]
+    summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    return ApiError(422, "Invalid", f'ListOptions.meta.k8s.io "" is invalid: {summary}',
+                    {"group": "meta.k8s.io", "kind": "ListOptions",
+                     "causes": [{"reason": r, "message": m, "field": f} for f, r, m in errors]})
+
+
+def _check_list_options(resource_version: str, match: str, continue_token: str) -> None:
+    """What a real server refuses in a list's options (apimachinery's ListOptions validation and
+    the storage layer's continue check)."""
+    errors = []
+    if match:
+        if not resource_version:
+            errors.append(("resourceVersionMatch", "FieldValueForbidden",
+                           "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"))
+        if continue_token:
+            errors.append(("resourceVersionMatch", "FieldValueForbidden",
+                           "Forbidden: resourceVersionMatch is forbidden when continue is provided"))
+        if match not in ("Exact", "NotOlderThan"):
+            errors.append(("resourceVersionMatch", "FieldValueNotSupported",
+                           f'Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""'))
+        if match == "Exact" and resource_version == "0":
+            errors.append(("resourceVersionMatch", "FieldValueForbidden",
+                           'Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"'))
+    if errors:
+        raise _invalid_list_options(errors)
+    if continue_token and resource_version not in ("", "0"):
+        raise _bad_request("specifying resource version is not allowed when using continue")
+
+
 @dataclass(frozen=True)
 class Resource:
     group: str
@@ -185,6 +232,7 @@ class Resource:
     namespaced: bool = True
     has_status: bool = False
     name_rule: str = "subdomain"  # subdomain | label | path
+    custom: bool = False  # served from a CustomResourceDefinition
 
     @property
     def api_version(self) -> str:
@@ -232,11 +280,13 @@ RESOURCES = [
     Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", name_rule="path"),
     Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", name_rule="path"),
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    Resource("kueue.x-k8s.io", "v1beta1", "workloads", "Workload", has_status=True, custom=True),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_PLURAL = {r.plural: r for r in RESOURCES}
-JOBS, PODS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS, EVENTS, NAMESPACES = (
-    BY_PLURAL[p] for p in ("jobs", "pods", "secrets", "configmaps", "serviceaccounts", "events", "namespaces"))
+JOBS, PODS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS, EVENTS, NAMESPACES, WORKLOADS = (
+    BY_PLURAL[p] for p in ("jobs", "pods", "secrets", "configmaps", "serviceaccounts", "events", "namespaces",
+                           "workloads"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -831,6 +881,29 @@ def _validate_data(obj: dict, res: Resource) -> list[Err]:
     return errors
 
 
+def _validate_workload(obj: dict) -> list[Err]:
+    """The parts of Kueue's Workload CRD schema (kueue.x-k8s.io/v1beta1) a client can get wrong."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [_required("spec")]
+    errors: list[Err] = []
+    pod_sets = spec.get("podSets")
+    if not isinstance(pod_sets, list) or not pod_sets:
+        errors.append(_required("spec.podSets"))
+    elif len(pod_sets) > 8:
+        errors.append(_too_long("spec.podSets", 8))
+    else:
+        for i, ps in enumerate(pod_sets):
+            if not isinstance(ps, dict) or not isinstance(ps.get("template"), dict):
+                errors.append(_required(f"spec.podSets[{i}].template"))
+            elif not isinstance(ps.get("count", 1), int) or ps.get("count", 1) < 0:
+                errors.append(_invalid(f"spec.podSets[{i}].count", ps.get("count"), "should be greater than or equal to 0"))
+    queue = spec.get("queueName")
+    if queue is not None and (not isinstance(queue, str) or len(queue) > 253):
+        errors.append(_invalid("spec.queueName", queue, "must be a string of at most 253 characters"))
+    return errors
+
+
 def _validate(res: Resource, obj: dict, old: dict | None) -> list[Err]:
     errors = _validate_meta(res, obj)
     if res is JOBS:
@@ -859,6 +932,8 @@ def _validate(res: Resource, obj: dict, old: dict | None) -> list[Err]:
                 errors.append(_forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, "
                                          "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing "
                                          "tolerations)"))
+    elif res is WORKLOADS:
+        errors += _validate_workload(obj)
     elif res in (CONFIGMAPS, SECRETS):
         errors += _validate_data(obj, res)
         if old is not None and old.get("immutable"):
@@ -1062,34 +1137,81 @@ class Store:
             return _clone(self._current(res, ns, name))
 
     def list(self, res: Resource, ns: str | None, label_selector: str = "", field_selector: str = "",
-             limit: int = 0, continue_token: str = "") -> tuple[list[dict], dict]:
+             limit: int = 0, continue_token: str = "", resource_version: str = "",
+             resource_version_match: str = "") -> tuple[list[dict], dict]:
+        """A list as a real server answers it: every page of a paginated list (``limit``, then the
+        ``continue`` token) shows the objects as they were at the first page's resourceVersion (an
+        etcd snapshot), and a token whose resourceVersion was compacted away is 410 Expired."""
         lmatch = parse_label_selector(label_selector)
         fmatch = parse_field_selector(field_selector, res)
+        _check_list_options(resource_version, resource_version_match, continue_token)
+        if limit < 0:
+            raise _invalid_list_options([_invalid("limit", limit, "must be greater than or equal to 0")])
         start: tuple[str, str] | None = None
-        if continue_token:
-            try:
-                start = tuple(json.loads(base64.b64decode(continue_token))["start"])  # type: ignore[assignment]
-            except (ValueError, KeyError, TypeError):
-                raise _bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from None
         with self.lock:
-            rv = self.rv
-            items = [o for k, o in sorted(self.objects[res.plural].items())
+            if continue_token:
+                snapshot, start = self._decode_continue(continue_token)
+                if snapshot < self.compacted_rv:
+                    raise ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent "
+                                   "list result. You can start a new list without the continue parameter.")
+            elif resource_version_match == "Exact":
+                snapshot = _parse_rv(resource_version)
+                if snapshot < self.compacted_rv:
+                    raise ApiError(410, "Expired", "The resourceVersion for the provided list is too old.")
+                if snapshot > self.rv:
+                    raise ApiError(504, "Timeout", f"Too large resource version: {snapshot}, current: {self.rv}")
+            else:
+                if resource_version not in ("", "0") and _parse_rv(resource_version) > self.rv:
+                    raise ApiError(504, "Timeout",
+                                   f"Too large resource version: {resource_version}, current: {self.rv}")
+                snapshot = self.rv
+            objects = self._objects_at(res, snapshot)
+            items = [o for k, o in sorted(objects.items())
                      if (ns is None or not res.namespaced or k[0] == ns) and (start is None or k > start)
                      and lmatch(o["metadata"].get("labels") or {}) and fmatch(o)]
-            meta: dict[str, Any] = {"resourceVersion": str(rv)}
+            meta: dict[str, Any] = {"resourceVersion": str(snapshot)}
             if limit and len(items) > limit:
                 last = items[limit - 1]["metadata"]
                 meta["continue"] = base64.b64encode(json.dumps(
-                    {"rv": rv, "start": [last.get("namespace", "") if res.namespaced else "", last["name"]]}).encode()).decode()
-                meta["remainingItemCount"] = len(items) - limit
+                    {"v": "meta.k8s.io/v1", "rv": snapshot,
+                     "start": [last.get("namespace", "") if res.namespaced else "", last["name"]]}).encode()).decode()
+                if not label_selector and not field_selector:  # a real server cannot count what a selector keeps
+                    meta["remainingItemCount"] = len(items) - limit
                 items = items[:limit]
             out = []
             for o in items:
                 o = _clone(o)
-                o.pop("kind", None)
-                o.pop("apiVersion", None)
+                if not res.custom:  # built-in list items carry no kind/apiVersion; custom resources keep theirs
+                    o.pop("kind", None)
+                    o.pop("apiVersion", None)
                 out.append(o)
             return out, meta
+
+    @staticmethod
+    def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+        try:
+            decoded = json.loads(base64.b64decode(token, validate=True))
+            return int(decoded["rv"]), (str(decoded["start"][0]), str(decoded["start"][1]))
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise _bad_request("invalid continue token: continue key is not valid: incorrect encoded start "
+                               "resourceVersion (version meta.k8s.io/v1)") from None
+
+    def _objects_at(self, res: Resource, rv: int) -> dict[tuple[str, str], dict]:
+        """The objects of ``res`` as they were at resourceVersion ``rv`` (the current ones undone
+        event by event, newest first); call under the lock, with ``rv`` not compacted."""
+        current = self.objects[res.plural]
+        if rv >= self.rv:
+            return current
+        objects = dict(current)
+        for _, etype, plural, obj, old in reversed(self.events_after(rv)):
+            if plural != res.plural:
+                continue
+            key = self._key(res, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+            if etype == "ADDED":
+                objects.pop(key, None)
+            elif old is not None:
+                objects[key] = old
+        return objects
 
     def replace(self, res: Resource, ns: str | None, name: str, body: Any, subresource: str | None = None,
                 dry_run: bool = False) -> dict:
@@ -1387,6 +1509,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
+        self.server.cluster._count_bytes(len(data))
 
     def send_text(self, code: int, text: str | bytes, ctype: str = "text/plain") -> None:
         data = text.encode() if isinstance(text, str) else text
@@ -1395,6 +1518,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        self.server.cluster._count_bytes(len(data))
 
     def start_chunked(self, ctype: str) -> None:
         self.send_response(200)
@@ -1407,6 +1531,7 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
+            self.server.cluster._count_bytes(len(data))
 
     def end_chunked(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
@@ -1414,6 +1539,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         cluster = self.server.cluster
+        cluster._count_request(method, self.path)
         try:
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -1506,8 +1632,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._watch(res, ns, q)
         if name is None:
             if method == "GET":
-                items, meta = store.list(res, ns, q.get("labelSelector", ""), q.get("fieldSelector", ""),
-                                         int(q.get("limit") or 0), q.get("continue", ""))
+                try:
+                    limit = int(q.get("limit") or 0)
+                except ValueError:
+                    raise _bad_request(f"limit: invalid value {q['limit']!r}") from None
+                items, meta = store.list(res, ns, q.get("labelSelector", ""), q.get("fieldSelector", ""), limit,
+                                         q.get("continue", ""), q.get("resourceVersion", ""),
+                                         q.get("resourceVersionMatch", ""))
                 return self.send_json(200, {"kind": f"{res.kind}List", "apiVersion": res.api_version,
                                             "metadata": meta, "items": items})
             if method == "POST":
@@ -1698,6 +1829,8 @@ class FakeCluster:
             self.store.create(NAMESPACES, None, {"metadata": {"name": ns}})
         self.request_log: collections.deque[str] = collections.deque(maxlen=10_000)  # access log lines
         self.errors: list[str] = []  # tracebacks of bugs in this fake (answered 500); tests may assert it is empty
+        self.traffic: collections.Counter[str] = collections.Counter()  # requests by verb, bytes of bodies sent
+        self._traffic_lock = threading.Lock()
         self.root: str | None = None
         self.port = 0
         self._server: _HTTPServer | None = None
@@ -1759,6 +1892,25 @@ class FakeCluster:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    # -- traffic --------------------------------------------------------------------------------
+
+    def _count_request(self, method: str, path: str) -> None:
+        query = urlsplit(path).query
+        verb = "watch" if "watch=true" in query or "/watch/" in path else method.lower()
+        with self._traffic_lock:
+            self.traffic["requests"] += 1
+            self.traffic[verb] += 1
+
+    def _count_bytes(self, n: int) -> None:
+        with self._traffic_lock:
+            self.traffic["bytes"] += n
+
+    def reset_traffic(self) -> collections.Counter[str]:
+        """The traffic counted since the last reset (requests, per verb, and response body bytes)."""
+        with self._traffic_lock:
+            seen, self.traffic = self.traffic, collections.Counter()
+        return seen
 
     # -- clients --------------------------------------------------------------------------------
 

@@ -193,6 +193,77 @@ def test_label_and_field_selectors(core, ns) -> None:
     assert names() == ["c"]
 
 
+def test_paginated_list_is_one_snapshot_and_refuses_what_a_real_server_refuses(cluster: FakeCluster, core,
+                                                                                  ns) -> None:
+    for name in ("p1", "p2", "p3", "p4"):
+        core.create_namespaced_config_map(ns, {"metadata": {"name": name, "labels": {"set": "p"}}, "data": {"v": "0"}})
+    first = core.list_namespaced_config_map(ns, limit=2)
+    assert [i.metadata.name for i in first.items] == ["p1", "p2"]
+    assert first.metadata.remaining_item_count == 2  # counted only without a selector
+    assert core.list_namespaced_config_map(ns, limit=2, label_selector="set=p").metadata.remaining_item_count is None
+    # Changes made between pages are not in later pages: every page is read at the first one's version.
+    core.patch_namespaced_config_map("p3", ns, {"data": {"v": "1"}})
+    core.delete_namespaced_config_map("p4", ns)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "p5"}})
+    rest = core.list_namespaced_config_map(ns, limit=2, _continue=first.metadata._continue)
+    assert [(i.metadata.name, i.data["v"]) for i in rest.items] == [("p3", "0"), ("p4", "0")]
+    assert rest.metadata.resource_version == first.metadata.resource_version and not rest.metadata._continue
+    # ... so a watch from the list's version sees each of those changes once.
+    seen = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
+        core.list_namespaced_config_map, ns, resource_version=first.metadata.resource_version, timeout_seconds=1)]
+    assert seen == [("MODIFIED", "p3"), ("DELETED", "p4"), ("ADDED", "p5")]
+    exact = core.list_namespaced_config_map(ns, resource_version=first.metadata.resource_version,
+                                            resource_version_match="Exact")
+    assert [i.metadata.name for i in exact.items] == ["p1", "p2", "p3", "p4"]
+
+    def refused(**kw) -> tuple[int, str, str]:
+        with pytest.raises(ApiException) as err:
+            core.list_namespaced_config_map(ns, **kw)
+        body = json.loads(err.value.body)
+        return err.value.status, body["reason"], body["message"]
+
+    token = first.metadata._continue
+    assert refused(_continue=token, resource_version="5")[:2] == (400, "BadRequest")
+    assert refused(resource_version_match="Exact")[:2] == (422, "Invalid")
+    assert refused(resource_version="0", resource_version_match="Exact")[:2] == (422, "Invalid")
+    assert refused(resource_version="5", resource_version_match="Newest")[:2] == (422, "Invalid")
+    assert refused(_continue="not-a-token")[:2] == (400, "BadRequest")
+    assert refused(resource_version=str(10 ** 9))[:2] == (504, "Timeout")
+    cluster.compact()  # the first page's version is gone from history
+    code, reason, message = refused(_continue=token)
+    assert (code, reason) == (410, "Expired") and "continue parameter is too old" in message
+    assert refused(resource_version=first.metadata.resource_version, resource_version_match="Exact")[:2] == \
+        (410, "Expired")
+
+
+def test_kueue_workloads_are_custom_objects_owned_by_their_job(cluster: FakeCluster, api, batch, ns) -> None:
+    custom = client.CustomObjectsApi(api)
+    job = batch.create_namespaced_job(ns, job_body("queued", "pass", suspend=True))
+    workload = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "Workload",
+                "metadata": {"name": "job-queued-1a2b3", "labels": {"kueue.x-k8s.io/job-uid": job.metadata.uid},
+                             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "queued",
+                                                  "uid": job.metadata.uid, "controller": True,
+                                                  "blockOwnerDeletion": True}]},
+                "spec": {"queueName": "team-a", "podSets": [{"name": "main", "count": 1,
+                                                             "template": job.to_dict()["spec"]["template"]}]},
+                "status": {"conditions": [{"type": "Admitted", "status": "True"}]}}
+    created = custom.create_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", ns, "workloads", workload)
+    assert created["status"] == {}  # status is a subresource: create ignores it
+    condition = {"type": "QuotaReserved", "status": "False", "reason": "Pending", "lastTransitionTime":
+                 "2026-12-01T00:00:00Z", "message": "couldn't assign flavors to pod set main: insufficient quota"}
+    custom.patch_namespaced_custom_object_status("kueue.x-k8s.io", "v1beta1", ns, "workloads", "job-queued-1a2b3",
+                                                 {"status": {"conditions": [condition]}})
+    listed = custom.list_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", ns, "workloads")
+    (item,) = listed["items"]
+    assert item["kind"] == "Workload" and item["status"]["conditions"] == [condition]
+    bad = dict(workload, metadata={"name": "no-pod-sets"}, spec={"queueName": "team-a"})
+    with pytest.raises(ApiException) as err:
+        custom.create_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", ns, "workloads", bad)
+    assert status_of(err.value) == (422, "Invalid")
+    batch.delete_namespaced_job("queued", ns, propagation_policy="Background")
+    assert custom.list_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", ns, "workloads")["items"] == []
+
+
 def test_dry_run(core, batch, ns) -> None:
     created = core.create_namespaced_config_map(ns, {"metadata": {"name": "d"}, "data": {"k": "v"}}, dry_run="All")
     assert created.metadata.name == "d"
