@@ -389,14 +389,17 @@ def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
     exp = plan.experiment
     console = Console(stderr=True, soft_wrap=True)
     store = _kube_store(exp)
-    with _loop_lease(store, exp.metadata.name, wait=args.wait, console=console) as lease:
-        _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes(), console)
-        retried = retry_failed(backend)  # as a new `xtrc run` does: what failed before is tried again
-        if retried:
-            console.print(f"retrying {len(retried)} failed stage(s)")
-        snapshot, interrupted = _watched_loop(plan, store, backend, console,
-                                              max_parallel=exp.compute.max_parallel, poll_seconds=args.poll,
-                                              lease=lease)
+    try:
+        with _loop_lease(store, exp.metadata.name, wait=args.wait, console=console) as lease:
+            _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes(), console)
+            retried = retry_failed(backend)  # as a new `xtrc run` does: what failed before is tried again
+            if retried:
+                console.print(f"retrying {len(retried)} failed stage(s)")
+            snapshot, interrupted = _watched_loop(plan, store, backend, console,
+                                                  max_parallel=exp.compute.max_parallel, poll_seconds=args.poll,
+                                                  lease=lease)
+    finally:
+        backend.close()
     if interrupted:
         console.print(f"stopped watching: {snapshot.count('running')} stage Job(s) keep running in namespace "
                       f"{backend.namespace}; `xtrc apply {args.spec} --watch` watches again, `xtrc apply` hands "
@@ -481,10 +484,13 @@ def _orchestrate(args: argparse.Namespace) -> int:
 
     # In-cluster the orchestrator always waits for a lease held elsewhere (a `--watch` loop, or its
     # own previous pod cut off by a partition): exiting would only burn one of its Job's retries.
-    with _loop_lease(store, exp.metadata.name, wait=True, console=console) as lease:
-        _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes(), console)
-        snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel,
-                               poll_seconds=args.poll, on_pass=on_pass, lease=lease)
+    try:
+        with _loop_lease(store, exp.metadata.name, wait=True, console=console) as lease:
+            _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes(), console)
+            snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel,
+                                   poll_seconds=args.poll, on_pass=on_pass, lease=lease)
+    finally:
+        backend.close()
     failed = _summary(console, plan, snapshot, store.uri, describe, log=lambda key: f"xtrc logs {args.spec} {key}")
     return ORCHESTRATE_FAILED if failed else 0
 

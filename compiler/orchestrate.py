@@ -32,6 +32,11 @@ class BackendStatus:
     reason: str = ""
     attempts: int = 1
     started: float | None = None  # time.time() when it started
+    queued: bool = False
+    """Running but waiting in a queue to be admitted (a suspended Kueue Job): not counted against max_parallel."""
+    rerunnable: bool = False
+    """Finished, and the backend runs it again if submitted: without _SUCCESS in the store the stage is ready
+    again (the store is the truth), not failed."""
 
 
 class Backend(Protocol):
@@ -82,7 +87,7 @@ def assess(plan: Plan, done: set[str], backend: dict[str, BackendStatus]) -> dic
             views[key] = StageView(key, "done", attempts=status.attempts if status else 0)
         elif status is not None and status.state == "running":
             views[key] = StageView(key, "running", status.reason, status.attempts, status.started)
-        elif status is not None and status.state in ("failed", "finished"):
+        elif status is not None and (status.state == "failed" or status.state == "finished" and not status.rerunnable):
             # "finished" without _SUCCESS: the process ended but the stage did not commit.
             reason = status.reason or "the stage ended without writing _SUCCESS"
             views[key] = StageView(key, "failed", reason, status.attempts)
@@ -181,7 +186,7 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
                                   "those stages one by one")
         done = set(markers) & set(plan.stages)
         views = assess(plan, done, status)
-        running = sum(1 for v in views.values() if v.state == "running")
+        running = sum(1 for k, v in views.items() if v.state == "running" and not (k in status and status[k].queued))
         submitted: list[str] = []
         fault = ""
         for key, view in views.items():

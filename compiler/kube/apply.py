@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from xtrc.errors import XtrcError
-from xtrc.kube.backend import KubernetesBackend, _true_conditions
+from xtrc.kube.backend import KubernetesBackend
 from xtrc.kube.client import EXPERIMENT_LABEL, REQUEST_TIMEOUT, SHARED_FS_ENV, call, is_api_error
 from xtrc.plan import Plan
 from xtrc.render import (
@@ -70,6 +70,10 @@ class Applied:
     kind: str
     name: str
     action: str  # created | unchanged | replaced | restarted | deleted
+
+
+def _true_conditions(obj: Any) -> dict[str, Any]:
+    return {c.type: c for c in (obj.status.conditions or []) if c.status == "True"} if obj.status else {}
 
 
 def _api(api: Any, kind: str) -> tuple[Any, str]:

@@ -1,22 +1,38 @@
-"""The orchestration loop's backend on a cluster: each stage is one batch/v1 Job."""
+"""The orchestration loop's backend on a cluster: each stage is one batch/v1 Job.
+
+``poll`` costs O(changes), not O(stages): the first call lists the experiment's Jobs and Pods (and
+the namespace's FailedCreate Events, and Kueue Workloads when the spec names a queue) in pages,
+with label/field selectors; later calls start one watch per kind (:class:`~xtrc.kube.watch.Informer`)
+and recompute only the stages whose objects changed. A stage Job created by ``submit`` counts as
+pending until the watch shows it.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import yaml
 
 from xtrc.kube.client import (
-    COMPONENT_LABEL, CONFIG_ERROR, EXPERIMENT_LABEL, QUEUE_LABEL, REQUEST_TIMEOUT, STAGE_CONTAINER, STAGE_KEY_LABEL,
-    call, check_store,
+    COMPONENT_LABEL, EXPERIMENT_LABEL, REQUEST_TIMEOUT, STAGE_CONTAINER, call, check_store, is_api_error,
 )
+from xtrc.kube.reasons import failure_reason, waiting_reason
+from xtrc.kube.summary import (
+    FAILED_CREATE, EventSummary, JobSummary, PodSummary, WorkloadSummary, summarize_event, summarize_job,
+    summarize_pod, summarize_workload,
+)
+from xtrc.kube.watch import Change, Informer
 from xtrc.orchestrate import BackendStatus
 from xtrc.plan import Plan
 from xtrc.render import Renderer, job_name
 from xtrc.stage import StageConfig
+
+KUEUE = ("kueue.x-k8s.io", "v1beta1")
+NOT_DONE_AGAIN = ("the Job completed again without the stage's _SUCCESS in the store (is the store the pods "
+                  "write to the one this loop reads? storage.uri / --store)")
 
 
 @dataclass
@@ -30,32 +46,6 @@ class StageDetail:
     node: str = ""
     condition: str = ""  # Complete | Failed | "" (active)
     suspended: bool = False
-
-
-def _ts(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-
-
-def _true_conditions(obj: Any) -> dict[str, Any]:
-    return {c.type: c for c in (obj.status.conditions or []) if c.status == "True"} if obj.status else {}
-
-
-def _disrupted(pod: Any) -> bool:
-    return "DisruptionTarget" in _true_conditions(pod)
-
-
-def _exit_code(pod: Any) -> int | None:
-    for cs in (pod.status.container_statuses or []) if pod.status else []:
-        if cs.name == STAGE_CONTAINER and cs.state and cs.state.terminated:
-            return cs.state.terminated.exit_code
-    for cs in (pod.status.container_statuses or []) if pod.status else []:
-        if cs.state and cs.state.terminated:
-            return cs.state.terminated.exit_code
-    return None
 
 
 class KubernetesBackend:
@@ -73,40 +63,65 @@ class KubernetesBackend:
         self.renderer = renderer or Renderer()
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
         self.selector = f"{EXPERIMENT_LABEL}={self.experiment},{COMPONENT_LABEL}=stage"
         self.details: dict[str, StageDetail] = {}
         self.submitted: list[str] = []
+        ns = self.namespace
+        self.jobs: Informer[JobSummary] = Informer(self.batch.list_namespaced_job, ns, what=f"Jobs in {ns}",
+                                                   summarize=summarize_job, label_selector=self.selector)
+        self.pods: Informer[PodSummary] = Informer(self.core.list_namespaced_pod, ns, what=f"Pods in {ns}",
+                                                   summarize=summarize_pod, label_selector=self.selector)
+        # Events and Workloads only explain why a stage waits: a Role that may not read them, or a
+        # cluster without Kueue, leaves them out (Informer.unavailable says why).
+        self.refusals: Informer[EventSummary] = Informer(
+            self.core.list_namespaced_event, ns, what=f"Events in {ns}", summarize=summarize_event, optional=True,
+            field_selector=FAILED_CREATE)
+        self.workloads: Informer[WorkloadSummary] | None = None
+        if plan.experiment.compute.queue:
+            self.workloads = Informer(self.custom.list_namespaced_custom_object, *KUEUE, ns, "workloads",
+                                      what=f"Kueue Workloads in {ns}", summarize=summarize_workload, optional=True)
+        self._synced = False
+        self._statuses: dict[str, BackendStatus] = {}
+        self._job_of: dict[str, str] = {}  # stage key → uid of its (not deleting) Job
+        self._pods_of: dict[str, dict[str, PodSummary]] = {}  # Job uid → its pods
+        self._workload_of: dict[str, WorkloadSummary] = {}  # Job uid → its Kueue Workload
+        self._refused: dict[str, EventSummary] = {}  # Job uid → newest FailedCreate Event
         self._failure_reasons: dict[str, str] = {}  # Job uid → reason (a failed Job stays failed)
+        self._pending: dict[str, float] = {}  # stage key → when submit created its Job, until the watch shows it
+        self._redone: dict[str, str] = {}  # stage key → uid of the Complete Job deleted to run it again
+        self._recreate: dict[str, dict] = {}  # stage key → Job body to create once the old Job is gone
+        self._cluster_queues: dict[str, str] = {}  # LocalQueue → ClusterQueue
 
     # --- Backend ---------------------------------------------------------------------------
     def submit(self, stage: StageConfig) -> None:
         body = yaml.safe_load(self.renderer.render_stage(self.plan, stage).text)
         body["metadata"]["namespace"] = self.namespace
-        name = body["metadata"]["name"]
-        call(self.batch.create_namespaced_job, self.namespace, body, what=f"create Job {self.namespace}/{name}",
-             ok=(409,), _request_timeout=REQUEST_TIMEOUT)  # 409: it exists already, the same stage
+        if not self._create(body):  # a Job of that name exists: the same stage (names are content-keyed)
+            self._replace_complete(stage.key, body)
+        self._pending[stage.key] = time.time()
         self.submitted.append(stage.key)
 
     def poll(self) -> dict[str, BackendStatus]:
-        jobs = call(self.batch.list_namespaced_job, self.namespace, label_selector=self.selector,
-                    what=f"list Jobs in {self.namespace}", _request_timeout=REQUEST_TIMEOUT).items
-        pods = call(self.core.list_namespaced_pod, self.namespace, label_selector=self.selector,
-                    what=f"list Pods in {self.namespace}", _request_timeout=REQUEST_TIMEOUT).items
-        by_owner: dict[str, list[Any]] = {}
-        for pod in pods:
-            for ref in pod.metadata.owner_references or []:
-                if ref.controller:
-                    by_owner.setdefault(ref.uid, []).append(pod)
-        out: dict[str, BackendStatus] = {}
-        details: dict[str, StageDetail] = {}
-        for job in jobs:
-            key = (job.metadata.labels or {}).get(STAGE_KEY_LABEL)
-            if key not in self.plan.stages or job.metadata.deletion_timestamp is not None:
-                continue
-            owned = sorted(by_owner.get(job.metadata.uid, []), key=lambda p: (_ts(p.metadata.creation_timestamp) or 0,
-                                                                                p.metadata.name))
-            out[key], details[key] = self._status(job, owned)
-        self.details = details
+        """Every stage's status; the first call lists, the later ones apply what the watches saw."""
+        if not self._synced:
+            changed = self._apply(*(informer.list() if informer is not None else []
+                                    for informer in (self.jobs, self.pods, self.refusals, self.workloads)))
+            self._synced = True
+        else:
+            for informer in self._informers():
+                informer.start()
+            changed = self._apply(*(informer.drain() if informer is not None else []
+                                    for informer in (self.jobs, self.pods, self.refusals, self.workloads)))
+        for key in list(self._recreate):
+            if self._create(self._recreate[key]):
+                del self._recreate[key]
+        for key in changed:
+            self._refresh(key)
+        out = dict(self._statuses)
+        for key, since in self._pending.items():
+            if key not in out or self._job_of.get(key) == self._redone.get(key):  # not seen, or the old Job
+                out[key] = BackendStatus("running", "pending", 1, since)
         return out
 
     def cancel(self) -> None:
@@ -115,92 +130,147 @@ class KubernetesBackend:
                         what=f"list Jobs in {self.namespace}", _request_timeout=REQUEST_TIMEOUT).items:
             self.delete_job(job.metadata.name)
 
-    def delete_job(self, name: str) -> None:
+    def close(self) -> None:
+        """Stop the watches."""
+        for informer in self._informers():
+            informer.stop()
+
+    def delete_job(self, name: str, uid: str | None = None) -> None:
+        extra = {"body": {"preconditions": {"uid": uid}}} if uid else {}
         call(self.batch.delete_namespaced_job, name, self.namespace, propagation_policy="Background",
-             what=f"delete Job {self.namespace}/{name}", ok=(404,), _request_timeout=REQUEST_TIMEOUT)
+             what=f"delete Job {self.namespace}/{name}", ok=(404, 409), _request_timeout=REQUEST_TIMEOUT, **extra)
 
     def job_name(self, key: str) -> str:
         return job_name(self.experiment, self.plan.stages[key])
 
-    # --- status in words -------------------------------------------------------------------
-    def _status(self, job: Any, pods: list[Any]) -> tuple[BackendStatus, StageDetail]:
-        conditions = _true_conditions(job)
-        st = job.status
-        counted = ((st.failed or 0) + (st.succeeded or 0) + (st.active or 0)) if st else 0
-        attempts = max(len(pods), counted, 1)
-        started = _ts(st.start_time if st and st.start_time else job.metadata.creation_timestamp)
-        newest = pods[-1] if pods else None
-        detail = StageDetail(job.metadata.name, _ts(job.metadata.creation_timestamp), suspended=bool(job.spec.suspend))
-        if newest is not None:
-            detail.pod = newest.metadata.name
-            detail.phase = (newest.status.phase or "") if newest.status else ""
-            detail.node = newest.spec.node_name or ""
-        if "Complete" in conditions:
+    @property
+    def problems(self) -> list[str]:
+        """What the backend cannot see right now (a watch being retried, a kind it may not read)."""
+        return [text for i in self._informers() for text in (i.unavailable, i.error) if text]
+
+    # --- creating, and re-creating a Job that completed without _SUCCESS --------------------
+    def _create(self, body: dict) -> bool:
+        """Create the Job; False when one of that name exists (409)."""
+        name = body["metadata"]["name"]
+        result = call(self.batch.create_namespaced_job, self.namespace, body, what=f"create Job {self.namespace}/{name}",
+                      ok=(409,), _request_timeout=REQUEST_TIMEOUT)
+        return not is_api_error(result)
+
+    def _replace_complete(self, key: str, body: dict) -> bool:
+        """The stage's Job exists. The loop submits a stage only when the store lacks its _SUCCESS,
+        so a Complete Job means the store lost it (deleted to redo the stage, or another --store):
+        delete that Job and create it again, once per loop (a second Complete without _SUCCESS is a
+        failure, see :data:`NOT_DONE_AGAIN`). True when it was replaced (or will be)."""
+        name = body["metadata"]["name"]
+        current = call(self.batch.read_namespaced_job, name, self.namespace, what=f"read Job {self.namespace}/{name}",
+                       ok=(404,), _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+        if is_api_error(current):
+            return self._create(body)  # deleted meanwhile
+        job = summarize_job(json.loads(current.data))
+        if job is None or not job.complete or job.deleting or key in self._redone:
+            return False
+        self._redone[key] = job.uid
+        self.delete_job(name, uid=job.uid)
+        if not self._create(body):
+            self._recreate[key] = body  # still being deleted: poll creates it
+        return True
+
+    # --- keeping the statuses current --------------------------------------------------------
+    def _informers(self) -> list[Informer[Any]]:
+        return [i for i in (self.jobs, self.pods, self.refusals, self.workloads) if i is not None]
+
+    def _apply(self, jobs: list[Change], pods: list[Change], refusals: list[Change],
+               workloads: list[Change]) -> set[str]:
+        """Fold the changes into the indexes; the stage keys whose status may have changed."""
+        touched: set[str] = set()  # Job uids
+        keys: set[str] = set()
+        for uid, before, after in jobs:
+            for job in (before, after):
+                if job is not None:
+                    keys.add(job.key)
+            if before is not None and self._job_of.get(before.key) == uid:
+                del self._job_of[before.key]
+            if after is not None and not after.deleting and after.key in self.plan.stages:
+                self._job_of[after.key] = uid
+                self._pending.pop(after.key, None)
+            if after is None:
+                for index in (self._pods_of, self._workload_of, self._refused):
+                    index.pop(uid, None)
+        for uid, before, after in pods:
+            if before is not None:
+                self._pods_of.get(before.owner, {}).pop(uid, None)
+                touched.add(before.owner)
+            if after is not None:
+                self._pods_of.setdefault(after.owner, {})[uid] = after
+                touched.add(after.owner)
+        for uid, before, after in workloads:
+            if before is not None and self._workload_of.get(before.owner) is before:
+                del self._workload_of[before.owner]
+                touched.add(before.owner)
+            if after is not None:
+                self._workload_of[after.owner] = after
+                touched.add(after.owner)
+        for uid, before, after in refusals:
+            if after is not None:
+                newest = self._refused.get(after.involved)
+                if newest is None or after.last >= newest.last:
+                    self._refused[after.involved] = after
+                touched.add(after.involved)
+            elif before is not None and self._refused.get(before.involved) is before:
+                del self._refused[before.involved]
+                touched.add(before.involved)
+        if touched:
+            by_uid = self.jobs.items
+            keys.update(by_uid[uid].key for uid in touched if uid in by_uid)
+        return {key for key in keys if key in self.plan.stages}
+
+    def _refresh(self, key: str) -> None:
+        uid = self._job_of.get(key)
+        job = self.jobs.items.get(uid) if uid else None
+        if job is None:
+            self._statuses.pop(key, None)
+            self.details.pop(key, None)
+            return
+        pods = sorted(self._pods_of.get(uid, {}).values(), key=lambda p: (p.created, p.name))
+        self._statuses[key], self.details[key] = self._status(job, pods)
+
+    def _status(self, job: JobSummary, pods: list[PodSummary]) -> tuple[BackendStatus, StageDetail]:
+        attempts = max(len(pods), job.counted, 1)
+        started = job.started or job.created
+        detail = StageDetail(job.name, job.created, suspended=job.suspended)
+        if pods:
+            newest = pods[-1]
+            detail.pod, detail.phase, detail.node = newest.name, newest.phase, newest.node
+        if job.complete:
             detail.condition = "Complete"
-            return BackendStatus("finished", "", attempts, started), detail
-        failed = conditions.get("Failed") or conditions.get("FailureTarget")
-        if failed is not None:
+            if self._redone.get(job.key, job.uid) != job.uid:  # the Job created again completed too
+                return BackendStatus("failed", NOT_DONE_AGAIN, attempts, started), detail
+            return BackendStatus("finished", "", attempts, started, rerunnable=True), detail
+        if job.failed is not None:
             detail.condition = "Failed"
-            reason = self._failure_reasons.get(job.metadata.uid)
+            reason = self._failure_reasons.get(job.uid)
             if reason is None:
-                reason = self._failure_reasons[job.metadata.uid] = self._failure_reason(job, failed, pods)
+                reason = self._failure_reasons[job.uid] = failure_reason(job, pods, self._error_line)
             return BackendStatus("failed", reason, attempts, started), detail
-        return BackendStatus("running", self._waiting_reason(job, pods), attempts, started), detail
+        reason = waiting_reason(job, pods, self._workload_of.get(job.uid), self._refused.get(job.uid),
+                                self._cluster_queue)
+        return BackendStatus("running", reason, attempts, started, queued=job.suspended), detail
 
-    def _waiting_reason(self, job: Any, pods: list[Any]) -> str:
-        if job.spec.suspend:
-            queue = (job.metadata.labels or {}).get(QUEUE_LABEL)
-            return f"waiting in Kueue queue {queue}" if queue else "suspended"
-        if not pods:
-            return "pending"
-        newest = pods[-1]
-        preempted = any(_disrupted(p) for p in pods)
-        phase = newest.status.phase if newest.status else None
-        if phase == "Pending":
-            scheduled = {c.type: c for c in (newest.status.conditions or [])}.get("PodScheduled")
-            if scheduled is not None and scheduled.status == "False":
-                return f"{scheduled.reason or 'Unschedulable'}: {scheduled.message or 'not scheduled yet'}"
-            for cs in newest.status.container_statuses or []:
-                waiting = cs.state.waiting if cs.state else None
-                if waiting is not None and waiting.reason not in (None, "ContainerCreating", "PodInitializing"):
-                    return f"{waiting.reason}: {waiting.message}" if waiting.message else waiting.reason
-            return "preempted, retrying" if preempted else "pending"
-        if preempted:
-            return "preempted, retrying"
-        if phase == "Failed":
-            code = _exit_code(newest)
-            return f"retrying after exit {code}" if code is not None else "retrying"
-        earlier = [p for p in pods[:-1] if p.status and p.status.phase == "Failed"]
-        if earlier:
-            code = _exit_code(earlier[-1])
-            return f"attempt {len(pods)}, after exit {code}" if code is not None else f"attempt {len(pods)}"
-        return ""
+    def _cluster_queue(self, local_queue: str) -> str:
+        """The ClusterQueue a LocalQueue of this namespace points at ("" when it cannot be read)."""
+        if local_queue not in self._cluster_queues:
+            try:
+                queue = self.custom.get_namespaced_custom_object(*KUEUE, self.namespace, "localqueues", local_queue,
+                                                                 _request_timeout=REQUEST_TIMEOUT)
+                self._cluster_queues[local_queue] = str((queue.get("spec") or {}).get("clusterQueue") or "")
+            except Exception:  # a reason must never fail a poll (no Kueue, no permission, no such queue)
+                self._cluster_queues[local_queue] = ""
+        return self._cluster_queues[local_queue]
 
-    def _failure_reason(self, job: Any, condition: Any, pods: list[Any]) -> str:
-        kind = condition.reason or "Failed"
-        failed = [p for p in pods if p.status and p.status.phase == "Failed" and not _disrupted(p)]
-        last = failed[-1] if failed else None
-        code = _exit_code(last) if last is not None else None
-        error = self._error_line(last) if last is not None else ""
-        exit_text = ""
-        if code is not None:
-            if code == CONFIG_ERROR and not error.startswith("configuration error"):
-                error = f"configuration error: {error}" if error else "configuration error"
-            exit_text = f"exit {code}: {error}" if error else f"exit {code}"
-        if kind == "DeadlineExceeded":
-            deadline = job.spec.active_deadline_seconds
-            return f"DeadlineExceeded: the Job ran longer than activeDeadlineSeconds ({deadline}s)"
-        if kind == "BackoffLimitExceeded":
-            n = (job.status.failed or 0) if job.status else 0
-            return f"BackoffLimitExceeded: {n} failed attempt(s)" + (f"; last {exit_text}" if exit_text else "")
-        if exit_text:
-            return exit_text
-        return f"{kind}: {condition.message}" if condition.message else kind
-
-    def _error_line(self, pod: Any) -> str:
+    def _error_line(self, pod: PodSummary) -> str:
         """The last ERROR line of a pod's log (what the runtime says before it exits), else its last line."""
         try:
-            text = self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace, container=STAGE_CONTAINER,
+            text = self.core.read_namespaced_pod_log(pod.name, self.namespace, container=STAGE_CONTAINER,
                                                      tail_lines=200, _request_timeout=REQUEST_TIMEOUT)
         except Exception:  # a reason must never fail a poll
             return ""

@@ -75,7 +75,7 @@ def call(fn: Callable[..., Any], *args: Any, what: str, ok: tuple[int, ...] = ()
                 time.sleep(delay)
                 delay *= 2
                 continue
-            raise ClusterError(f"{what}: {_api_message(exc)}") from None
+            raise ClusterError(f"{what}: {api_message(exc)}") from None
         except HTTPError as exc:
             if attempt < _ATTEMPTS:
                 time.sleep(delay)
@@ -85,7 +85,7 @@ def call(fn: Callable[..., Any], *args: Any, what: str, ok: tuple[int, ...] = ()
     raise AssertionError("unreachable")
 
 
-def _api_message(exc: Any) -> str:
+def api_message(exc: Any) -> str:
     try:
         body = json.loads(exc.body)
         return f"{exc.status} {body.get('reason', '')}: {body.get('message', '')}".strip()

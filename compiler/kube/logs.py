@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from xtrc.errors import XtrcError
-from xtrc.kube.backend import KubernetesBackend, _ts
+from xtrc.kube.backend import KubernetesBackend
 from xtrc.kube.client import REQUEST_TIMEOUT, STAGE_CONTAINER, STAGE_KEY_LABEL, call, is_api_error
+from xtrc.kube.summary import timestamp
 from xtrc.plan import Plan
 
 
@@ -68,7 +69,7 @@ def newest_pod(backend: KubernetesBackend, key: str) -> tuple[Any, int]:
             raise XtrcError(f"stage {key} has no Job in namespace {backend.namespace} (not started yet, or deleted "
                             "after it finished: ttlSecondsAfterFinished)")
         raise XtrcError(f"stage {key}: Job {job} has no pod yet")
-    pods.sort(key=lambda p: (_ts(p.metadata.creation_timestamp) or 0, p.metadata.name))
+    pods.sort(key=lambda p: (timestamp(p.metadata.creation_timestamp) or 0, p.metadata.name))
     return pods[-1], len(pods)
 
 

@@ -8,9 +8,11 @@ kubelet that run each pod's containers as local processes.
 Resources (namespaced; objects may be created in any namespace, which need not exist):
 batch/v1 Jobs; v1 Pods, ConfigMaps, Secrets, ServiceAccounts, Events;
 rbac.authorization.k8s.io/v1 Roles, RoleBindings; networking.k8s.io/v1 NetworkPolicies; Kueue's
-kueue.x-k8s.io/v1beta1 Workloads (a custom resource: its list items keep ``kind``/``apiVersion``;
-no Kueue controller runs, so a test plays Kueue by creating a Workload owned by a Job and writing its
-status conditions); plus cluster-scoped v1 Namespaces (default, kube-system and kube-public exist).
+kueue.x-k8s.io/v1beta1 Workloads and LocalQueues (custom resources: their list items keep
+``kind``/``apiVersion``). No Kueue controller runs: with ``kueue_webhook=True`` a Job created with
+the ``kueue.x-k8s.io/queue-name`` label is suspended at creation (as Kueue's mutating webhook does),
+and a test plays Kueue's controller by creating a Workload owned by the Job, writing its status
+conditions and un-suspending the Job; plus cluster-scoped v1 Namespaces (default, kube-system and kube-public exist).
 
 Verbs: create (POST), get, list (``labelSelector``, ``fieldSelector``, ``limit``/``continue`` with
 the real paging semantics: every page shows the objects as of the first page's resourceVersion, a
@@ -281,12 +283,14 @@ RESOURCES = [
     Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", name_rule="path"),
     Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
     Resource("kueue.x-k8s.io", "v1beta1", "workloads", "Workload", has_status=True, custom=True),
+    Resource("kueue.x-k8s.io", "v1beta1", "localqueues", "LocalQueue", has_status=True, custom=True),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_PLURAL = {r.plural: r for r in RESOURCES}
-JOBS, PODS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS, EVENTS, NAMESPACES, WORKLOADS = (
+JOBS, PODS, SECRETS, CONFIGMAPS, SERVICEACCOUNTS, EVENTS, NAMESPACES, WORKLOADS, LOCALQUEUES = (
     BY_PLURAL[p] for p in ("jobs", "pods", "secrets", "configmaps", "serviceaccounts", "events", "namespaces",
-                           "workloads"))
+                           "workloads", "localqueues"))
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -934,6 +938,10 @@ def _validate(res: Resource, obj: dict, old: dict | None) -> list[Err]:
                                          "tolerations)"))
     elif res is WORKLOADS:
         errors += _validate_workload(obj)
+    elif res is LOCALQUEUES:
+        cq = (obj.get("spec") or {}).get("clusterQueue")
+        if not isinstance(cq, str) or not cq:
+            errors.append(_required("spec.clusterQueue"))
     elif res in (CONFIGMAPS, SECRETS):
         errors += _validate_data(obj, res)
         if old is not None and old.get("immutable"):
@@ -1027,6 +1035,7 @@ class Store:
         # called under the lock after every change: (event type, resource, object, old object)
         self.listeners: list[Callable[[str, Resource, dict, dict | None], None]] = []
         self.closed = False
+        self.kueue_webhook = False  # FakeCluster(kueue_webhook=True)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -1089,6 +1098,8 @@ class Store:
                     if self._key(res, ns, meta["name"]) not in self.objects[res.plural]:
                         break
             _prepare(res, obj)
+            if res is JOBS and self.kueue_webhook and KUEUE_QUEUE_LABEL in (meta.get("labels") or {}):
+                obj["spec"]["suspend"] = True  # as Kueue's mutating webhook does: it admits the Job later
             meta["uid"] = str(uuid.uuid4())
             errors = _validate(res, obj, None)
             if res is JOBS and not errors:
@@ -1807,13 +1818,14 @@ class FakeCluster:
     - ``restart_backoff``: first CrashLoopBackOff delay for restartPolicy Always/OnFailure
       containers (doubling per restart, capped at 10 s; a real kubelet starts at 10 s).
     - ``tick``: how often the controllers poll (they also wake on every change).
+    - ``kueue_webhook``: suspend Jobs that carry a Kueue queue label when they are created.
     """
 
     def __init__(self, gpus: int = 0, gpu_resource: str = "nvidia.com/gpu",
                  entrypoints: dict[str, list[str]] | None = None, default_entrypoint: list[str] | None = None,
                  token: str | None = "fake-token", node_name: str = "fake-node",
                  node_labels: dict[str, str] | None = None, max_grace_seconds: float = 5.0,
-                 restart_backoff: float = 0.2, tick: float = 0.05) -> None:
+                 restart_backoff: float = 0.2, tick: float = 0.05, kueue_webhook: bool = False) -> None:
         self.gpus = gpus
         self.gpu_resource = gpu_resource
         self.entrypoints = dict(entrypoints or {})
@@ -1825,6 +1837,7 @@ class FakeCluster:
         self.restart_backoff = restart_backoff
         self.tick = tick
         self.store = Store()
+        self.store.kueue_webhook = kueue_webhook
         for ns in ("default", "kube-system", "kube-public"):
             self.store.create(NAMESPACES, None, {"metadata": {"name": ns}})
         self.request_log: collections.deque[str] = collections.deque(maxlen=10_000)  # access log lines

@@ -8,7 +8,8 @@ that matches, in that order, wins (default ``ok``).
 
 Behaviours: ``ok`` (write stage.json, metrics.json and then _SUCCESS to the store, exit 0),
 ``config-error`` (an ERROR line as the runtime logs it, exit 2), ``fail`` (exit 1, transient),
-``sleep`` (run until killed). ``$XTRC_FAKE_SECONDS`` (default 0) is how long a stage works
+``sleep`` (run until killed), ``no-success`` (exit 0 without writing anything: a stage that
+"finished" but did not commit). ``$XTRC_FAKE_SECONDS`` (default 0) is how long a stage works
 before it does that.
 """
 
@@ -43,6 +44,8 @@ def main() -> int:
         log("ERROR", f"configuration error: no data for {tasks[0]} at /nonexistent/{tasks[0]}")
         print(json.dumps({"status": "config-error", "error": "no data"}))
         return 2
+    if behaviour == "no-success":
+        return 0
     if behaviour == "fail":
         log("ERROR", "stage failed: ConnectionError: the store went away")
         return 1
