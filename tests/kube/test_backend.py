@@ -163,7 +163,9 @@ def test_apply_creates_valid_objects_runs_in_cluster_and_reapply_creates_nothing
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     role = docs[2]
     assert {(tuple(r["apiGroups"]), tuple(r["resources"])) for r in role["rules"]} == {
-        (("batch",), ("jobs",)), (("",), ("pods",)), (("",), ("pods/log",))}
+        (("batch",), ("jobs",)), (("",), ("pods",)), (("",), ("pods/log",)), (("",), ("events",)),
+        (("kueue.x-k8s.io",), ("workloads",)), (("kueue.x-k8s.io",), ("localqueues",))}
+    assert {verb for r in role["rules"] if r["apiGroups"] != ["batch"] for verb in r["verbs"]} <= {"get", "list", "watch"}
     pod = docs[5]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "xtrc-inclu-orchestrator" and pod["automountServiceAccountToken"] is True
     container = pod["containers"][0]
