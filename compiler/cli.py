@@ -619,8 +619,7 @@ def _report(args: argparse.Namespace) -> int:
         status: dict[str, str] = {}
         if state_dir_for(store.uri).is_dir():  # stages run here: their state files say running/failed
             status = local_status(plan, store, set(markers))
-        results = collect(plan, store, status=status, workers=args.workers, markers=markers,
-                          predictions=args.bootstrap > 0)
+        results = collect(plan, store, status=status, workers=args.workers, markers=markers)
     except ImportError as exc:
         raise XtrcError(f"cannot read store {store.uri}: {exc}; install its fsspec backend "
                         "(pip install 'xtrc[s3]' for s3://)") from None

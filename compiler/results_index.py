@@ -4,12 +4,13 @@ a report over thousands of stages reads a few objects instead of one per stage.
 ::
 
     experiments/<name>/results/<x>.json
-        {"version": 1, "stages": {"<key>": {"marker": "<_SUCCESS identity>", "metrics": {...}}}}
+        {"version": 1, "stages": {"<key>": {"key": "<key>", "marker": "<_SUCCESS identity>", "metrics": {...}}}}
 
 Shard ``x`` is the first hex digit of the stage key: 16 shards at most, so a report reads at
 most 16 objects, and a save rewrites only the shards that gained entries.
 
-The index is a cache, never the truth. An entry is used only while its stage's ``_SUCCESS`` is
+The index is a cache, never the truth. An entry is used only when it names its own stage key
+(one that names another key, or none, is read afresh) and while its stage's ``_SUCCESS`` is
 the very marker it was read under (:func:`xtrc.store.marker_identity`, from the store's listing):
 a stage re-run after its ``_SUCCESS`` was deleted commits a new marker, and its entry is read
 afresh. Writers are the orchestration loop (as stages finish; saved at most every
@@ -64,7 +65,7 @@ class ResultsIndex:
         stale = []
         for key, marker in markers.items():
             entry = entries.get(key)
-            if entry is not None and entry.get("marker") == marker and "metrics" in entry:
+            if entry is not None and entry.get("key") == key and entry.get("marker") == marker and "metrics" in entry:
                 found[key] = StageMetrics(key, entry["metrics"])
             else:
                 stale.append(key)
@@ -73,7 +74,7 @@ class ResultsIndex:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="xtrc-results") as pool:
             for result in pool.map(self._read_stage, stale):
                 found[result.key] = result
-        fresh = {key: {"marker": markers[key], "metrics": found[key].metrics}
+        fresh = {key: {"key": key, "marker": markers[key], "metrics": found[key].metrics}
                  for key in stale if not found[key].problem}
         if cached and fresh:
             assert self._entries is not None

@@ -52,6 +52,10 @@ class StageResult:
     records: dict[tuple[str, str], Records] = field(default_factory=dict)
     """(task, language) → records; absent when the file is missing or predictions were not read."""
     problems: list[str] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)
+    """Task → why its results cannot be trusted (the stage is done, but that task's cell is invalid)."""
+    degenerate: dict[str, str] = field(default_factory=dict)
+    """Task → how its predictions are degenerate (one class, chance level, nothing predicted)."""
 
 
 @dataclass
@@ -79,14 +83,19 @@ class Results:
         return self.plan.cells[(arm, seed, task)]
 
     def state(self, arm: str, seed: int, task: str) -> str:
-        return self.stages[self.key(arm, seed, task)].state
+        stage = self.stages[self.key(arm, seed, task)]
+        return INVALID if task in stage.invalid else stage.state
 
     def task_result(self, arm: str, seed: int, task: str) -> dict[str, Any] | None:
-        """``metrics.json``'s ``tasks[task]`` for a done cell, else None."""
+        """``metrics.json``'s ``tasks[task]`` for a done, valid cell, else None."""
         stage = self.stages[self.key(arm, seed, task)]
-        if stage.state != DONE or stage.metrics is None:
+        if stage.state != DONE or stage.metrics is None or task in stage.invalid:
             return None
         return stage.metrics["tasks"][task]
+
+    def degenerate(self, arm: str, seed: int, task: str) -> str:
+        """How the cell's predictions are degenerate, or ''."""
+        return self.stages[self.key(arm, seed, task)].degenerate.get(task, "")
 
     def records(self, arm: str, seed: int, task: str, language: str) -> Records | None:
         return self.stages[self.key(arm, seed, task)].records.get((task, language))
@@ -156,6 +165,11 @@ def collect(plan: Plan, store: Store, *, status: dict[str, str] | None = None, w
                     stages[key].records[(task, language)] = records
                 if problem:
                     stages[key].problems.append(problem)
+    if predictions:
+        from xtrc.report.verify import verify  # here, not at the top: verify builds on this module's types
+
+        for stage in stages.values():
+            verify(stage, wanted[stage.key])
     warnings = [problem for stage in stages.values() for problem in stage.problems] + index.problems
     return Results(plan, stages, predictions_read=predictions, warnings=warnings)
 
@@ -163,6 +177,8 @@ def collect(plan: Plan, store: Store, *, status: dict[str, str] | None = None, w
 def _check_metrics(key: str, metrics: Any, wanted: Iterable[str]) -> list[str]:
     if not isinstance(metrics, dict) or not isinstance(metrics.get("tasks"), dict):
         return [f"stage {key}: {METRICS_JSON} has no 'tasks' object"]
+    if metrics.get("key") != key:
+        return [f"stage {key}: its results name stage {metrics.get('key')!r}: they belong to another stage"]
     problems = []
     for task in sorted(wanted):
         entry = metrics["tasks"].get(task)
@@ -189,7 +205,7 @@ def parse_records(raw: bytes | str, task: str) -> Records:
     if "scores" in rows[0]:
         for name in rows[0]["scores"]:
             out.scores[name] = np.asarray([r["scores"][name] for r in rows], dtype=np.float64)
-    if info is not None and info.type == "classification":
+    if info is not None and info.type in ("classification", "multiple_choice"):
         out.gold = [_label(r["gold"]) for r in rows]
         out.prediction = [_label(r["prediction"]) for r in rows]
     if task == "bucc":

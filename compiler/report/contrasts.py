@@ -51,7 +51,7 @@ def _contrast(kind: str, v: dict[str, Any]) -> Any:
 
 
 def compare(results: Results, chosen: Sequence[str], all_tasks: bool, headline: dict[str, str],
-            bootstrap: int, seed: int, warnings: list[str]) -> list[Comparison]:
+            bootstrap: int, seed: int) -> list[Comparison]:
     quads = design_quads(results.plan)
     if not quads:
         return []
@@ -78,7 +78,7 @@ def compare(results: Results, chosen: Sequence[str], all_tasks: bool, headline: 
             no_ci[task] = "prediction records not read"
             continue
         ready = [a for a in arms if point[(a, task)] is not None]
-        got, reason = _task_replicates(results, ready, task, headline[task], bootstrap, seed, warnings)
+        got, reason = _task_replicates(results, ready, task, headline[task], bootstrap, seed)
         if reason:
             no_ci[task] = reason
         reps.update({(a, task): r for a, r in got.items()})
@@ -100,6 +100,9 @@ def compare(results: Results, chosen: Sequence[str], all_tasks: bool, headline: 
                 seed_contrast = _contrast(kind, {r: np.mean([per_seed[(roles[r], t)] for t in tasks_here], axis=0)
                                                  for r in _roles(kind)})
                 comp.estimate = float(np.mean(seed_contrast))
+                comp.degenerate = list(dict.fromkeys(
+                    f"{roles[r]} {t}" for r in _roles(kind) for t in tasks_here
+                    if any(results.degenerate(roles[r], s, t) for s in results.seeds)))
                 if n_seeds >= MIN_SEEDS_FOR_T:
                     comp.seeds_low, comp.seeds_high = paired_t_interval(seed_contrast, CONFIDENCE)
                 lacking = [t for t in tasks_here if any((roles[r], t) not in reps for r in _roles(kind))]
@@ -138,8 +141,8 @@ def _rng_for(seed: int, task: str, language: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(task.encode()), zlib.crc32(language.encode())])
 
 
-def _task_replicates(results: Results, arms: Sequence[str], task: str, metric: str, bootstrap: int, seed: int,
-                     warnings: list[str]) -> tuple[dict[str, np.ndarray], str]:
+def _task_replicates(results: Results, arms: Sequence[str], task: str, metric: str, bootstrap: int,
+                     seed: int) -> tuple[dict[str, np.ndarray], str]:
     """Per arm, ``(bootstrap, seeds)`` replicates of the task's headline per seed (the mean over
     languages); every arm and seed shares each language's example resamples (paired)."""
     if not arms:
@@ -159,14 +162,6 @@ def _task_replicates(results: Results, arms: Sequence[str], task: str, metric: s
             stat = statistic(task, metric, aligned)
         except KeyError as exc:
             return {}, f"records of {task} carry no per-example {exc.args[0]!r}"
-        stored = [(results.task_result(a, s, task) or {}).get("languages", {}).get(lang, {}).get(metric)
-                  for a, s in columns]
-        recomputed = stat(np.ones((1, len(aligned[0]))))[0]
-        for (a, s), want, got in zip(columns, stored, recomputed):
-            if want is not None and abs(float(want) - got) > 1e-6 * max(1.0, abs(float(want))):
-                warnings.append(f"{task} {lang} ({a}, seed {s}): {metric} recomputed from the prediction records is "
-                                f"{got:.4f}, metrics.json says {float(want):.4f}; the interval is around the former")
-                break
         n = len(aligned[0])
         chunk = max(1, min(bootstrap, _MAX_WEIGHTS // max(1, n)))
         rng = _rng_for(seed, task, lang)

@@ -122,8 +122,10 @@ def print_tables(report: Report, console: Any) -> None:
         console.print(Text("warning: " + warning, style="yellow"))
 
 
-_LEGEND = ("A cell shows a number only when every seed is done (an aggregate: every cell of its row); "
-           "otherwise the worst state and, as k/n, how many seeds or cells are not done.")
+_LEGEND = ("A cell shows a number only when every seed is done and its results agree with its prediction records "
+           "(an aggregate: every cell of its row); otherwise the worst state and, as k/n, how many seeds or cells "
+           f"are not done. mean ± std over seeds; no ± where every seed shares one run. {DEGENERATE_MARK}: rests on "
+           "degenerate predictions (see the warnings).")
 
 
 def _ordered_statements(report: Report) -> list[Comparison]:

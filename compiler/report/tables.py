@@ -11,7 +11,7 @@ from xtrc import tasks as registry
 from xtrc.errors import XtrcError
 from xtrc.report.collect import DONE, INVALID, MISSING, WORST_FIRST, Results
 from xtrc.report.contrasts import compare
-from xtrc.report.values import AVERAGE, Report, Table, Value, summarise
+from xtrc.report.values import AVERAGE, DEGENERATE_MARK, Report, Table, Value, summarise
 from xtrc.store import normalize_uri
 
 def headline_metric(results: Results, task: str) -> str:
@@ -22,6 +22,19 @@ def headline_metric(results: Results, task: str) -> str:
                 return str(entry["headline_metric"])
     info = registry.TASKS[task]
     return info.metrics[0] if info.metrics else "score"
+
+
+def cell_value(results: Results, arm: str, task: str) -> Value:
+    """A cell's headline over seeds, with its degenerate seeds and whether its seeds share one stage."""
+    per_seed, states = results.headlines(arm, task)
+    value = summarise(per_seed, states)
+    keys = {results.key(arm, s, task) for s in results.seeds}
+    value.runs = len(keys)
+    if len(keys) == 1:
+        value.std = None  # one run copied to every seed: no spread to show
+    value.degenerate = list(dict.fromkeys(f"seed {s}: {reason}" if len(keys) > 1 else reason
+                                          for s in results.seeds if (reason := results.degenerate(arm, s, task))))
+    return value
 
 
 def build_report(results: Results, *, tasks: Sequence[str] | None = None, by: str | None = None,
@@ -42,22 +55,37 @@ def build_report(results: Results, *, tasks: Sequence[str] | None = None, by: st
     cells: dict[tuple[str, str], Value] = {}
     for arm in results.arms:
         for task in chosen:
-            per_seed, states = results.headlines(arm.name, task)
-            cells[(arm.name, task)] = summarise(per_seed, states)
-    warnings += _check_language_means(results, chosen, headline)
+            cells[(arm.name, task)] = cell_value(results, arm.name, task)
+            for reason in cells[(arm.name, task)].degenerate:
+                warnings.append(f"{arm.name} {task} {reason}: degenerate predictions (marked {DEGENERATE_MARK}); "
+                                "a comparison resting on this cell says so")
     columns, labels = list(chosen), [f"{t} ({headline[t]})" for t in chosen]
     aggregates: dict[tuple[str, str], Value] = {}
     if all_tasks and len(chosen) > 1:
-        score = "xtreme-r" if exp.benchmark == "xtreme-r" else "xtreme"
+        score = exp.benchmark
+        members = registry.GROUPS.get(score, ())
+        scored = [t for t in chosen if t in members]
         for arm in results.arms:
             aggregates[(arm.name, AVERAGE)] = _aggregate(results, arm.name, chosen, lambda e: e["headline"])
-            aggregates[(arm.name, "xtreme")] = _aggregate(results, arm.name, chosen, _xtreme_score)
-        columns += [AVERAGE, "xtreme"]
-        labels += ["mean over tasks", f"{score} score"]
-        full = set(registry.GROUPS.get(exp.benchmark, ()))
-        if set(chosen) != full:
-            notes.append(f"the {score} score is the mean of the {exp.benchmark.upper()} task scores over this "
-                            f"spec's {len(chosen)} target tasks, not the full benchmark")
+        columns.append(AVERAGE)
+        labels.append("mean over tasks")
+        notes.append(f"mean over tasks: the plain mean of the {len(chosen)} targets' headline metrics "
+                     f"({', '.join(f'{t} {headline[t]}' for t in chosen)}), per seed, then over seeds")
+        if scored:
+            for arm in results.arms:
+                aggregates[(arm.name, "xtreme")] = _aggregate(results, arm.name, scored, _xtreme_score)
+            columns.append("xtreme")
+            labels.append(f"{score} score")
+            left_out = [t for t in chosen if t not in members]
+            notes.append(f"{score} score: the mean of the {score.upper()} task scores ({_score_rule(scored)}) over "
+                         + (f"this spec's {len(scored)} {score.upper()} targets of {len(members)}, not the full "
+                            "benchmark" if set(scored) != set(members) else f"all {len(members)} {score.upper()} tasks")
+                         + (f"; {', '.join(left_out)} left out: not {score.upper()} tasks" if left_out else ""))
+        restricted = [t for t in chosen if len(task_languages(results, t)) < len(registry.TASKS[t].languages_for(score))]
+        if restricted:
+            notes.append("languages: restricts " + ", ".join(
+                f"{t} to {len(task_languages(results, t))} of {len(registry.TASKS[t].languages_for(score))} languages"
+                for t in restricted) + "; the averages are not comparable with published numbers")
     values = {**cells, **aggregates}
     if baseline is not None:
         for (arm, col), value in values.items():
@@ -69,31 +97,11 @@ def build_report(results: Results, *, tasks: Sequence[str] | None = None, by: st
                  columns, labels, [(arm.name, [values[(arm.name, c)] for c in columns]) for arm in results.arms])
 
     by_language = [language_table(results, t, headline[t]) for t in chosen] if by == "language" else []
-    comparisons = compare(results, chosen, all_tasks, headline, bootstrap, seed, warnings)
+    comparisons = compare(results, chosen, all_tasks, headline, bootstrap, seed)
     return Report(exp.metadata.name, exp.benchmark, normalize_uri(exp.storage.uri), list(chosen), all_tasks,
                   results.seeds,
                   results.arms, baseline.name if baseline else None, headline, main, by_language, comparisons,
                   bootstrap, seed, warnings, notes)
-
-
-def _check_language_means(results: Results, chosen: Sequence[str], headline: dict[str, str]) -> list[str]:
-    """The contract the bootstrap relies on: a task's headline is the plain mean over its languages."""
-    problems = []
-    seen: set[tuple[str, str]] = set()
-    for (arm, seed, task), key in results.plan.cells.items():
-        if task not in chosen or (key, task) in seen:
-            continue
-        seen.add((key, task))
-        entry = results.task_result(arm, seed, task)
-        if entry is None:
-            continue
-        values = [m.get(headline[task]) for m in entry["languages"].values()]
-        if not values or any(v is None for v in values):
-            problems.append(f"stage {key}: {task} lacks {headline[task]!r} in some language")
-        elif abs(float(np.mean(values)) - float(entry["headline"])) > 1e-6 * max(1.0, abs(float(entry["headline"]))):
-            problems.append(f"stage {key}: {task} headline {entry['headline']:.4f} is not the mean over languages "
-                            f"({float(np.mean(values)):.4f})")
-    return problems
 
 
 def check_tasks(tasks: Sequence[str], targets: Sequence[str]) -> list[str]:
@@ -139,17 +147,41 @@ def _aggregate(results: Results, arm: str, tasks: Sequence[str], pick: Any) -> V
         else:
             per_seed[s] = None
     value = summarise(per_seed, seed_states, unit="cells", not_done=len(bad), of=len(tasks) * len(results.seeds))
+    value.degenerate = [t for t in tasks if any(results.degenerate(arm, s, t) for s in results.seeds)]
     if not value.ok:
         value.state = next((x for x in WORST_FIRST if x in bad), MISSING)
     return value
 
 
-def language_table(results: Results, task: str, metric: str) -> Table:
+def language_order(results: Results) -> list[str]:
+    """One language order for every table and figure: the order the spec's ``languages:`` lists
+    them (across its tasks, first mention first); languages it does not list follow, English first."""
+    order: list[str] = []
+    for langs in results.plan.experiment.languages.values():
+        order += [lang for lang in langs if lang not in order]
+    return order
+
+
+def task_languages(results: Results, task: str) -> list[str]:
+    """The languages ``task`` is evaluated on, in :func:`language_order`."""
     languages: list[str] = []
     for stage in results.plan.stages.values():
         for ev in stage.eval_tasks:
             if ev.task == task:
                 languages += [lang for lang in ev.languages if lang not in languages]
+    order = language_order(results)
+    rank = {lang: i for i, lang in enumerate(order)}
+    return sorted(languages, key=lambda lang: (rank.get(lang, len(order)), lang != "en", lang))
+
+
+def _score_rule(tasks: Sequence[str]) -> str:
+    """Each task's score, as XTREME(-R) counts it: ``xnli accuracy, xquad (EM + F1)/2``."""
+    rules = {t: registry.TASKS[t].xtreme_score for t in tasks}
+    return ", ".join(f"{t} {'(EM + F1)/2' if r == 'em_f1_mean' else r or 'headline'}" for t, r in rules.items())
+
+
+def language_table(results: Results, task: str, metric: str) -> Table:
+    languages = task_languages(results, task)
     values: dict[tuple[str, str], Value] = {}
     for arm in results.arms:
         for lang in languages:

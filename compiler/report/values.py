@@ -42,6 +42,11 @@ class Value:
     of: int = 0
     unit: str = "seeds"
     """What ``not_done``/``of`` count: seeds (a cell) or cells (an aggregate)."""
+    runs: int = 0
+    """Distinct stages behind the value: 1 for a cell every seed shares (no seed-dependent training:
+    no ± then), else the number of seeds."""
+    degenerate: list[str] = field(default_factory=list)
+    """Why constituents' predictions are degenerate (marked with :data:`DEGENERATE_MARK`)."""
 
     @property
     def ok(self) -> bool:
@@ -71,7 +76,7 @@ class Value:
             out += f" {plus_minus} {self.std:.2f}"
         if delta and self.delta is not None:
             out += f" ({self.delta:+.2f})"
-        return out
+        return out + (DEGENERATE_MARK if self.degenerate else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +84,7 @@ class Value:
             "seeds": {str(s): _num(v) for s, v in self.seeds.items()},
             "seed_states": {str(s): v for s, v in self.seed_states.items()},
             "delta_vs_baseline": _num(self.delta), "not_done": self.not_done, "of": self.of, "unit": self.unit,
+            "runs": self.runs, "degenerate": self.degenerate,
         }
 
 
