@@ -103,13 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     _kube_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = command("logs", _logs, "Print (or follow) the log of a stage's newest pod.")
+    _local_arg(p)
+
+    p = command("logs", _logs, "Print (or follow) the log of a stage's newest pod (or of its process, for "
+                "a local run).")
     _spec_args(p)
     p.add_argument("stage", metavar="STAGE", help="a stage key prefix, or ARM/TASK such as none+cs/panx "
                    "(TASK: a target task, or intermediate)")
     _kube_args(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the container ends")
     p.add_argument("--seed", type=int, metavar="S", help="the seed, when ARM/TASK matches several")
+    _local_arg(p)
 
     p = command("delete", _delete, "Remove the experiment from the cluster: its stage Jobs and pods, the "
                 "orchestrator Job, ConfigMap, ServiceAccount, Role, RoleBinding and NetworkPolicy. Stored "
@@ -140,6 +144,23 @@ def _wait_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", action="store_true", help="if another loop runs this experiment on this store "
                    "(it holds the lease experiments/NAME/lease.json), wait for it to end instead of exiting 4 "
                    "(`xtrc orchestrate` always waits)")
+
+
+def _local_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--local", action="store_true", help="the stages `xtrc run` runs on this machine, not the "
+                   "cluster's (the default when this machine has run state for the store and neither --context "
+                   "nor --namespace is given)")
+
+
+def _is_local(args: argparse.Namespace, exp: Experiment) -> bool:
+    from xtrc.local import state_dir_for
+    from xtrc.store import normalize_uri
+
+    if args.local:
+        return True
+    if args.context or args.namespace:
+        return False
+    return state_dir_for(normalize_uri(exp.storage.uri)).is_dir()
 
 
 def _spec_args(p: argparse.ArgumentParser) -> None:
@@ -258,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
         backend.retry_failed(set(plan.stages) - done)  # a new run tries again what failed before
 
         snapshot, interrupted = _watched_loop(plan, store, backend, console, max_parallel=max(1, jobs),
-                                              lease=lease)
+                                              lease=lease, log=lambda key: str(backend.log_path(key)))
         if interrupted:
             backend.cancel()
             console.print("interrupted: running stages were stopped; run the same command again to resume")
@@ -409,7 +430,8 @@ def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
 
 
 def _watched_loop(plan: Plan, store: Any, backend: Any, console: Any, *, max_parallel: int,
-                  poll_seconds: float = 1.0, lease: Any = None) -> tuple[Any, bool]:
+                  poll_seconds: float = 1.0, lease: Any = None,
+                  log: Callable[[str], str] | None = None) -> tuple[Any, bool]:
     """The orchestration loop with the live view; Ctrl-C ends the loop (not the stages) and
     returns (last snapshot, True)."""
     import signal
@@ -424,7 +446,7 @@ def _watched_loop(plan: Plan, store: Any, backend: Any, console: Any, *, max_par
         interrupted = True
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    progress = Progress(plan, console)
+    progress = Progress(plan, console, store=store, log=log)
     try:
         snapshot = orchestrate(plan, store, backend, max_parallel=max_parallel, poll_seconds=poll_seconds,
                                on_pass=progress, should_stop=lambda: interrupted, lease=lease)
@@ -496,21 +518,59 @@ def _orchestrate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from xtrc.kube import STATUS_STATES, KubernetesBackend, age_text, api_client, stage_rows
+    from xtrc.kube import KubernetesBackend, api_client, stage_rows
     from xtrc.plan import build
 
     exp = _kube_experiment(args)
     plan = build(exp)
+    if _is_local(args, exp):
+        return _local_status(args, plan)
     backend = KubernetesBackend(plan, api_client(args.context), require_remote_store=False)
     statuses = backend.poll()  # before the store: a stage that ends in between is seen done, not failed
+    store = _kube_store(exp)
     try:
-        done = _kube_store(exp).done_keys() & set(plan.stages)
+        done = store.done_keys() & set(plan.stages)
     except Exception as exc:  # the store may need credentials only the cluster has
         print(f"warning: cannot read store {exp.storage.uri} ({type(exc).__name__}: {exc}); stages count as done "
               "only when their Job completed", file=sys.stderr)
         done = {key for key, status in statuses.items() if status.state == "finished"}
     rows = stage_rows(plan, done, backend, statuses)
-    if args.json:
+    _add_progress(rows, store)
+    return _print_status(rows, f"{exp.metadata.name} in namespace {backend.namespace}", as_json=args.json)
+
+
+def _local_status(args: argparse.Namespace, plan: Plan) -> int:
+    """`xtrc status` of a run on this machine: the same rows, from the local run state and the store."""
+    import socket
+
+    from xtrc.local import LocalBackend, local_rows
+    from xtrc.store import Store
+
+    exp = plan.experiment
+    store = Store(exp.storage.uri, dict(exp.storage.options))
+    backend = LocalBackend(store)
+    statuses = backend.poll()
+    try:
+        done = store.done_keys() & set(plan.stages)
+    except Exception as exc:
+        raise XtrcError(f"cannot read store {store.uri}: {type(exc).__name__}: {exc}") from None
+    rows = local_rows(plan, done, backend, statuses)
+    return _print_status(rows, f"{exp.metadata.name} on {socket.gethostname()} (local run)", as_json=args.json)
+
+
+def _add_progress(rows: list[Any], store: Any) -> None:
+    """A running stage's reason: its progress record (step/total, ETA), where it wrote one."""
+    from xtrc.live import progress_text, read_progress
+
+    for row in rows:
+        if row.state == "running" and not row.reason:
+            row.reason = progress_text(read_progress(store, row.key))
+
+
+def _print_status(rows: list[Any], where: str, *, as_json: bool) -> int:
+    from xtrc.kube import STATUS_STATES, age_text
+
+    if as_json:
         print(json.dumps([row.as_dict() for row in rows], indent=2, sort_keys=True))
         return 0
     from rich.console import Console
@@ -519,7 +579,7 @@ def _status(args: argparse.Namespace) -> int:
     colours = {"cached": "green", "succeeded": "green", "running": "cyan", "pending": "yellow", "ready": "blue",
                "waiting": "dim", "failed": "red", "blocked": "yellow"}
     counts = {state: sum(1 for r in rows if r.state == state) for state in STATUS_STATES}
-    title = f"{exp.metadata.name} in namespace {backend.namespace}: " + ", ".join(
+    title = f"{where}: " + ", ".join(
         f"{n} {state}" for state, n in counts.items() if n)
     table = Table(title=title, show_header=True, header_style="bold", box=None)
     for column in ("stage", "what", "state", "pod phase", "node", "age", "attempts", "reason"):
@@ -544,6 +604,8 @@ def _logs(args: argparse.Namespace) -> int:
     exp = _kube_experiment(args)
     plan = build(exp)
     key = resolve_stage(plan, args.stage, args.seed)
+    if _is_local(args, exp):
+        return _local_logs(args, plan, key)
     backend = KubernetesBackend(plan, api_client(args.context), require_remote_store=False)
     pod, count = newest_pod(backend, key)
     print(f"==> stage {key} ({describe(plan, key)}): pod {pod.metadata.name}, attempt {count}", file=sys.stderr)
@@ -552,6 +614,23 @@ def _logs(args: argparse.Namespace) -> int:
         sys.stdout.write(decoder.decode(chunk))
         sys.stdout.flush()
     sys.stdout.write(decoder.decode(b"", final=True))
+    return 0
+
+
+def _local_logs(args: argparse.Namespace, plan: Plan, key: str) -> int:
+    from xtrc.live import describe
+    from xtrc.local import LocalBackend, follow_log
+    from xtrc.store import Store
+
+    exp = plan.experiment
+    backend = LocalBackend(Store(exp.storage.uri, dict(exp.storage.options)))
+    record = backend.record(key)
+    where = str(backend.log_path(key)) if backend.log_path(key).exists() else "the store's log.txt"
+    attempt = f", attempt {record['attempts']}" if record.get("attempts") else ""
+    print(f"==> stage {key} ({describe(plan, key)}): {where}{attempt}", file=sys.stderr)
+    if not follow_log(backend, key, sys.stdout.buffer, follow=args.follow):
+        raise XtrcError(f"stage {key} has no log yet: it has not run on this machine, and the store holds no "
+                        "log.txt for it")
     return 0
 
 

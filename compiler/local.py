@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xtrc.orchestrate import BackendStatus
 from xtrc.stage import StageConfig
@@ -286,3 +287,67 @@ def _signal(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # the stage runs in its own session: signal its whole group
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# --- `xtrc status` and `xtrc logs` for a run on this machine ------------------------------------
+
+
+def local_rows(plan: Any, done: set[str], backend: LocalBackend, statuses: dict[str, BackendStatus],
+               now: float | None = None) -> list[Any]:
+    """`xtrc status` rows (the Kubernetes rows' shape: :class:`xtrc.kube.StageRow`) for stages run
+    by `xtrc run` on this machine: the process for the pod, this host for the node, the stage's
+    progress record for a running stage's reason."""
+    import socket
+
+    from xtrc.kube.status import StageRow
+    from xtrc.live import describe, progress_text, read_progress
+    from xtrc.orchestrate import assess
+
+    now = time.time() if now is None else now
+    host = socket.gethostname()
+    rows = []
+    for key, view in assess(plan, done, statuses).items():
+        record = backend.record(key)
+        state: str = view.state
+        phase = reason = ""
+        if state == "done":
+            state = "succeeded" if record else "cached"
+        if record:
+            phase = f"pid {record['pid']}" + (f", exit {record['exit']}" if "exit" in record else "")
+        reason = view.reason
+        if state == "running":
+            reason = progress_text(read_progress(backend.store, key), now) or reason
+        started = record.get("started") if record else None
+        rows.append(StageRow(key=key, what=describe(plan, key), arms=list(plan.arms_by_stage.get(key, [])),
+                             state=state, phase=phase, node=host if record else "",
+                             age=(now - started) if started else None,
+                             attempts=record.get("attempts", 0) if record else 0, reason=reason,
+                             pod=str(backend.log_path(key)) if record else ""))
+    return rows
+
+
+def follow_log(backend: LocalBackend, key: str, out: Any, *, follow: bool) -> bool:
+    """Write ``key``'s log (this machine's copy, else the store's ``log.txt``) to ``out``; with
+    ``follow``, keep writing until its process ends. False when there is no log at all."""
+    path = backend.log_path(key)
+    if not path.exists():
+        try:
+            data = backend.store.fs.cat_file(backend.store.layout.stage(key, LOG_FILE))
+        except FileNotFoundError:
+            return False
+        out.write(data)
+        out.flush()
+        return True
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(64 * 1024)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            record = backend.record(key)
+            if not follow or "exit" in record or not record or not _pid_alive(record["pid"]):
+                out.write(f.read())  # what it wrote as it ended
+                out.flush()
+                return True
+            time.sleep(0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -96,15 +97,34 @@ def test_a_second_loop_on_one_store_says_who_holds_it_or_waits(tmp_path: Path) -
     assert f"pid {first.pid}" in second.stderr and holder["host"] in second.stderr
     assert "--wait" in second.stderr and "Traceback" not in second.stderr
 
+    status = xtrc("status", str(spec), "--json")  # a local run: no cluster needed
+    assert status.returncode == 0, status.stderr
+    rows = {row["key"]: row for row in json.loads(status.stdout)}
+    assert set(rows) == set(plan.stages)
+    assert {row["state"] for row in rows.values()} <= {"running", "waiting", "ready", "succeeded"}
+
     waiter = start("run", str(spec), "--wait")
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
+    # The plain view: h:mm:ss clocks, and each start with its arm, task and log path.
+    assert re.search(r"^\[\d+:\d\d:\d\d\] 3 stages: ", err, re.M), err
+    for key in plan.stages:
+        assert f"started {key} ({plan.arms_by_stage[key][0]}" in err
+        assert str(state / f"{key}.log") in err
     out, err = waiter.communicate(timeout=600)
     assert waiter.returncode == 0, err
     assert "waiting: this experiment's loop is held by" in err
     assert store.done_keys() >= set(plan.stages)
     assert all(attempts(state / f"{key}.log") == 1 for key in plan.stages)
     assert not lease.exists()  # released when the loop ended
+
+    status = xtrc("status", str(spec))
+    assert status.returncode == 0, status.stderr
+    assert "3 succeeded" in status.stdout and "(local run)" in status.stdout
+    target = next(k for k, s in plan.stages.items() if s.kind == "target")
+    logs = xtrc("logs", str(spec), target[:8])
+    assert logs.returncode == 0, logs.stderr
+    assert f"==> stage {target}" in logs.stderr and "=== attempt 1" in logs.stdout and "step " in logs.stdout
 
 
 def test_a_stale_loop_lease_is_taken_over(tmp_path: Path) -> None:
