@@ -62,13 +62,16 @@ class LeaseRecord:
     acquired: float
     expires: float
     ttl: float
+    space: str = ""
+    """The holder's pid namespace: its pid means something only to a reader in the same one."""
 
     def expired(self, now: float | None = None) -> bool:
         """Past its expiry, or held by a process of this host that no longer runs (a loop or stage
         that was killed: its restart need not wait out the time-to-live)."""
         if (time.time() if now is None else now) >= self.expires:
             return True
-        return self.host == socket.gethostname() and self.pid != os.getpid() and not _running(self.pid)
+        return (self.host == socket.gethostname() and self.space == _pid_space() and self.pid != os.getpid()
+                and not _running(self.pid))
 
     def describe(self, now: float | None = None) -> str:
         left = self.expires - (time.time() if now is None else now)
@@ -80,7 +83,7 @@ class LeaseRecord:
         try:
             raw = json.loads(data)
             return cls(str(raw["holder"]), str(raw["host"]), int(raw["pid"]), str(raw.get("what", "")),
-                       float(raw["acquired"]), float(raw["expires"]), float(raw["ttl"]))
+                       float(raw["acquired"]), float(raw["expires"]), float(raw["ttl"]), str(raw.get("space", "")))
         except (ValueError, KeyError, TypeError):
             return None  # a damaged lease is no lease
 
@@ -236,7 +239,7 @@ class Lease:
     def _write(self, version: str | None) -> None:
         now = time.time()
         record = LeaseRecord(self.holder, socket.gethostname(), os.getpid(), self.what,
-                             self.acquired or now, now + self.ttl, self.ttl)
+                             self.acquired or now, now + self.ttl, self.ttl, _pid_space())
         data = json.dumps(asdict(record), sort_keys=True).encode()
         started = time.monotonic()
         if self.scheme in ("s3", "s3a"):
@@ -278,6 +281,13 @@ class Lease:
             with open(tmp, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
+
+
+def _pid_space() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "unknown"
 
 
 def _running(pid: int) -> bool:
