@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     _spec_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-store", action="store_true", help="do not read the store (every stage shown as not done)")
+    p.add_argument("--check-data", action="store_true",
+                   help="also validate every (task, language, split) the stages not done read: one line per gap, "
+                   "exit 2 on gaps, 1 when some could not be checked (e.g. the hub is unreachable)")
 
     p = command("render", _render, "Print one Kubernetes Job per stage (and a NetworkPolicy).")
     _spec_args(p)
@@ -229,11 +232,53 @@ def _plan(args: argparse.Namespace) -> int:
         except Exception as exc:  # an unreachable store must not hide the plan
             print(f"warning: cannot read store {exp.storage.uri} ({type(exc).__name__}: {exc}); "
                   "showing every stage as not done", file=sys.stderr)
+    results = _check_data(plan, done or set()) if args.check_data else None
     if args.json:
-        print(json.dumps(plan_summary(plan, done), indent=2, sort_keys=True))
+        summary = plan_summary(plan, done)
+        if results is not None:
+            summary["check_data"] = [vars(r) for r in results]
+        print(json.dumps(summary, indent=2, sort_keys=True))
     else:
         print_plan(plan, done)
-    return 0
+    if results is None:
+        return 0
+    from xtrc.datacheck import exit_code
+
+    for result in results:
+        if result.status == "gap":
+            print(result.line(), file=sys.stderr)
+    unchecked: dict[str, list[str]] = {}
+    for result in results:  # one line per reason: offline, every hub split says the same
+        if result.status == "unchecked":
+            unchecked.setdefault(result.detail, []).append(result.label)
+    for detail, labels in unchecked.items():
+        shown = ", ".join(labels[:8]) + (f" and {len(labels) - 8} more" if len(labels) > 8 else "")
+        print(f"cannot check {len(labels)}: {detail}: {shown}", file=sys.stderr)
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "gap", "unchecked")}
+    print(f"check-data: {counts['ok']} ok, {counts['gap']} gap(s), {counts['unchecked']} not checked",
+          file=sys.stderr)
+    return exit_code(results)
+
+
+def _check_data(plan: Plan, done: set[str]) -> list[Any]:
+    from xtrc.datacheck import CheckDataError, check_stages
+
+    try:
+        return check_stages(s for k, s in plan.stages.items() if k not in done)
+    except CheckDataError as exc:
+        raise XtrcError(str(exc)) from None
+
+
+def _checked(plan: Plan, done: set[str], backend: Any, say: Callable[[str], None]) -> Any:
+    """``backend`` wrapped so that stages whose data fail the check are failed, never submitted."""
+    from xtrc.datacheck import CheckedBackend, rejected_stages
+
+    rejected, notes = rejected_stages(plan, done)
+    for note in notes:
+        say(f"note: {note}")
+    if rejected:
+        say(f"data check: {len(rejected)} stage(s) will not run: their data fail validation")
+    return CheckedBackend(backend, rejected) if rejected else backend
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -277,6 +322,7 @@ def _run(args: argparse.Namespace) -> int:
         backend.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
         done = _patiently(store.done_keys, "reading the store", console)
         backend.retry_failed(set(plan.stages) - done)  # a new run tries again what failed before
+        backend = _checked(plan, done, backend, lambda text: console.print(text, markup=False, highlight=False))
 
         snapshot, interrupted = _watched_loop(plan, store, backend, console, max_parallel=max(1, jobs),
                                               lease=lease, log=lambda key: str(backend.log_path(key)))
@@ -416,6 +462,8 @@ def _watch(args: argparse.Namespace, plan: Plan, backend: Any) -> int:
             retried = retry_failed(backend)  # as a new `xtrc run` does: what failed before is tried again
             if retried:
                 console.print(f"retrying {len(retried)} failed stage(s)")
+            backend = _checked(plan, store.done_keys(), backend,
+                               lambda text: console.print(text, markup=False, highlight=False))
             snapshot, interrupted = _watched_loop(plan, store, backend, console,
                                                   max_parallel=exp.compute.max_parallel, poll_seconds=args.poll,
                                                   lease=lease)
@@ -509,6 +557,7 @@ def _orchestrate(args: argparse.Namespace) -> int:
     try:
         with _loop_lease(store, exp.metadata.name, wait=True, console=console) as lease:
             _save_spec(store, exp.metadata.name, Path(args.spec).read_bytes(), console)
+            backend = _checked(plan, store.done_keys(), backend, lambda text: print(text, flush=True))
             snapshot = orchestrate(plan, store, backend, max_parallel=exp.compute.max_parallel,
                                    poll_seconds=args.poll, on_pass=on_pass, lease=lease)
     finally:

@@ -296,6 +296,10 @@ class Data(_Model):
         None, description="fsspec directory with one sub-directory per task (generated fixtures, mirrors)."
     )
     tasks: dict[TaskName, DataSource] = Field(default_factory=dict)
+    check: bool = Field(
+        True, description="Validate every split the stages read (xtrc-runtime check-data) before submitting any "
+        "stage; stages whose data fail are not run. Each stage also validates its data before training.",
+    )
 
     def has_path(self, task: str) -> bool:
         return self.root is not None or task in self.tasks

@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("predictions", help='JSONL of {"id", "prediction"}')
     p.add_argument("gold", help="JSONL in the task's schema")
 
+    p = sub.add_parser("check-data", help="validate the data a list of stage configs reads, without training")
+    p.add_argument("configs", help="JSON array of stage configs, a file holding it, or - for stdin")
+    p.add_argument("--jobs", type=int, default=8, help="checks run in parallel (default 8)")
+
     p = sub.add_parser("fixtures", help="write deterministic synthetic data for every task")
     p.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -57,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(main_augment(args.args) or 0)
     if args.command == "score":
         return _score(args)
+    if args.command == "check-data":
+        return _check_data(args)
     return _run_stage(args)
 
 
@@ -84,6 +90,7 @@ def _run_stage(args: argparse.Namespace) -> int:
     from xtrc.stage import StageConfig
     from xtrc.store import MissingBucket
     from xtrc_runtime.stage import ConfigError, StageBusy, run_stage
+    from xtrc_runtime.data import DataError, is_rust_panic
 
     log = logging.getLogger("xtrc_runtime")
     try:
@@ -99,7 +106,7 @@ def _run_stage(args: argparse.Namespace) -> int:
         config = StageConfig.model_validate_json(raw)
         summary = run_stage(config, workdir=args.workdir, secret_dir=os.environ.get("XTRC_STORAGE_SECRET_DIR"),
                             device=args.device)
-    except (ConfigError, ValidationError, MissingBucket) as exc:
+    except (ConfigError, DataError, ValidationError, MissingBucket) as exc:
         # A missing object or checkpoint (FileNotFoundError) is not here: another writer or a
         # store hiccup can cause it, and a retry resumes; only what the user must change exits 2.
         log.error("configuration error: %s", exc)
@@ -111,7 +118,14 @@ def _run_stage(args: argparse.Namespace) -> int:
         return EXIT_TRANSIENT
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # transient by default: the Job retries and resumes
+    except BaseException as exc:  # transient by default: the Job retries and resumes
+        if isinstance(exc, SystemExit):
+            raise
+        if is_rust_panic(exc):  # its input decides it: a retry panics again
+            message = f"a Rust library panicked on this stage's input (not retried): {exc}"
+            log.error("configuration error: %s", message)
+            print(json.dumps({"status": "config-error", "error": message}))
+            return EXIT_CONFIG
         if os.environ.get("XTRC_DEBUG") == "1":
             raise
         log.exception("stage failed: %s", exc)
@@ -119,6 +133,28 @@ def _run_stage(args: argparse.Namespace) -> int:
         return EXIT_TRANSIENT
     print(json.dumps(summary, sort_keys=True))
     return EXIT_OK
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    """Print ``{"results": [...]}`` (one entry per need); exit 2 on any gap, 1 if some could not be checked."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from xtrc.datacheck import Result, exit_code
+    from xtrc.stage import StageConfig
+    from xtrc_runtime.preflight import check_data
+
+    try:
+        raw = sys.stdin.read() if args.configs == "-" else args.configs
+        if not raw.lstrip().startswith("["):
+            with open(raw, encoding="utf-8") as f:
+                raw = f.read()
+        configs = TypeAdapter(list[StageConfig]).validate_json(raw)
+    except (OSError, ValidationError) as exc:
+        print(f"error: check-data needs a JSON array of stage configs: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    results = [c.to_json() for c in check_data(configs, jobs=args.jobs)]
+    print(json.dumps({"results": results}, ensure_ascii=False))
+    return exit_code([Result.from_json(r) for r in results])
 
 
 def _score(args: argparse.Namespace) -> int:

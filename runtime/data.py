@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from xtrc import tasks
 from xtrc.spec import DataSource
+from xtrc.stage import StageConfig
 
 Split = Literal["train", "dev", "test"]
 
@@ -24,6 +25,33 @@ COPA_QUESTIONS = {"cause": "What was the cause?", "effect": "What happened as a 
 
 class DataError(Exception):
     """Missing or malformed task data: a configuration error (the stage must not be retried)."""
+
+
+class DataUnreachable(Exception):
+    """The data's server could not be reached: transient (a retry may succeed)."""
+
+
+_NETWORK_ERRORS = ("ConnectError", "ConnectionError", "ConnectTimeout", "Timeout", "NameResolutionError",
+                   "MaxRetryError", "RemoteDisconnected", "ProtocolError")
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a network failure rather than an answer about the data."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if any(name in type(seen).__name__ for name in _NETWORK_ERRORS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def is_rust_panic(exc: BaseException) -> bool:
+    """A Rust library (tokenizers, safetensors) panicked: ``pyo3_runtime.PanicException`` derives
+    from BaseException, so ``except Exception`` misses it. Its input decides it, so it is never
+    worth a retry."""
+    return type(exc).__name__ == "PanicException"
 
 
 @dataclass
@@ -102,6 +130,16 @@ class Table:
         return f"{self.origin}:{self.lines[index]}" if self.lines is not None else f"{self.origin}:row {index + 1}"
 
 
+def same_scheme_options(config: StageConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """Store credentials apply to data paths on the same kind of store only."""
+    scheme = config.store.split("://", 1)[0]
+    paths = [p for p in [config.data_root, *(s.path for s in config.data.values())]
+             if p and not p.startswith("builtin:")]
+    if paths and all(p.split("://", 1)[0] == scheme for p in paths if "://" in p) and all("://" in p for p in paths):
+        return options
+    return {}
+
+
 def resolve(path: str) -> str:
     """A data path as fsspec can open it: ``builtin:fixtures…`` becomes generated local data."""
     from xtrc_runtime.fixtures import BUILTIN_PREFIX, resolve_builtin
@@ -131,19 +169,20 @@ def read_table(task: str, language: str, split: Split, where: DataLocation, *, n
     return table
 
 
-def data_file(base: str, language: str, stem: str, options: dict[str, Any]) -> tuple[Any, str | None, list[str]]:
+def data_file(base: str, language: str, stem: str, options: dict[str, Any],
+              attempts: int = 6) -> tuple[Any, str | None, list[str]]:
     """(filesystem, the file that holds ``stem`` rows or None, the candidates looked at)."""
     import fsspec
 
     from xtrc_runtime.storage import retry
 
     fs, root = fsspec.core.url_to_fs(base, **options)
-    if retry(lambda: fs.isfile(root), f"isfile {root}"):
+    if retry(lambda: fs.isfile(root), f"isfile {root}", attempts=attempts):
         return fs, root, [root]
     folder = f"{root}/{language}" if language else root  # no language: a task-wide file
     candidates = [f"{folder}/{stem}.{ext}" for ext in ("jsonl", "parquet")]
     for path in candidates:
-        if retry(lambda p=path: fs.exists(p), f"exists {path}"):
+        if retry(lambda p=path: fs.exists(p), f"exists {path}", attempts=attempts):
             return fs, path, candidates
     return fs, None, candidates
 
@@ -217,7 +256,10 @@ def read_hub_source(source: tasks.HFSource, language: str, split_name: str) -> l
         try:
             data = datasets.load_dataset(source.dataset, source.config_for(language), split=split_name,
                                          revision=source.revision, data_dir=data_dir)
-        except Exception as exc:  # the hub's errors are many; they all mean "not available here"
+        except Exception as exc:  # the hub's errors are many; all but network ones mean "not available here"
+            if is_network_error(exc):
+                raise DataUnreachable(f"cannot reach the hub for {source.describe(language, split_name)}: "
+                                      f"{exc}") from exc
             raise DataError(f"cannot load {source.describe(language, split_name)}: {exc}") from exc
         rows.extend(data.to_list())
     return [to_registry_schema(source, row) for row in rows]

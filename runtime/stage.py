@@ -23,7 +23,7 @@ from xtrc.lease import LeaseHeld, default_ttl
 from xtrc.stage import StageConfig, compute_key
 from xtrc.store import METRICS_JSON, MODEL_DIR, PREDICTIONS_DIR, STAGE_JSON
 from xtrc_runtime import metrics, retrieval
-from xtrc_runtime.data import DataError, DataLocation, Example, TaggingExample, load, resolve
+from xtrc_runtime.data import DataError, DataLocation, Example, TaggingExample, load, resolve, same_scheme_options
 from xtrc_runtime.evaluate import Result, evaluate, headline
 from xtrc_runtime.features import Feature, encode
 from xtrc_runtime.model import HeadSpec, TaskModel, load_encoder, save
@@ -103,7 +103,7 @@ class _StageRunner:
         self.tmp = tmp
         self.device = device
         self.hp = config.hparams
-        self.where = DataLocation(config.data_root, dict(config.data), _same_scheme_options(config, options))
+        self.where = DataLocation(config.data_root, dict(config.data), same_scheme_options(config, options))
         self.autocast = _autocast_dtype(self.hp.precision, device)
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -114,8 +114,10 @@ class _StageRunner:
         seed = c.seed if c.seed is not None else 0
         random.seed(seed)
         torch.manual_seed(seed)
+        checked = self._preflight(seed)
         encoder, tokenizer = self._base_model()
-        summary: dict[str, Any] = {"key": c.key, "kind": c.kind, "status": "done", "run": _run_info(self.device)}
+        summary: dict[str, Any] = {"key": c.key, "kind": c.kind, "status": "done", "run": _run_info(self.device),
+                                   "preflight": checked}
         if c.kind == "retrieval":
             model = TaskModel(encoder, {}).to(self.device)
             summary["tasks"] = self._evaluate_retrieval(model, tokenizer)
@@ -146,6 +148,26 @@ class _StageRunner:
         return summary
 
     # --- model and data --------------------------------------------------------------------
+    def _preflight(self, seed: int) -> dict[str, Any]:
+        """Read and validate every split, translation and dictionary before any training."""
+        from xtrc_runtime.augment import load_dictionaries, load_translations
+        from xtrc_runtime.preflight import preflight
+
+        aug = self.config.augmentation
+        dictionaries = None
+        if aug is not None and aug.code_switch is not None:
+            cs = aug.code_switch
+            dictionaries = lambda: load_dictionaries(resolve(cs.dictionaries), cs.languages,  # noqa: E731
+                                                     self.where.storage_options or None)
+        translations = None
+        if aug is not None and aug.translate_train is not None:
+            tt = aug.translate_train
+            translations = lambda target, train: load_translations(target, train, tt, self.where, seed=seed)  # noqa: E731
+        try:
+            return preflight(self.config, self.where, dictionaries=dictionaries, translations=translations)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from exc
+
     def _base_model(self) -> tuple[Any, Any]:
         c = self.config
         if c.init_from:
@@ -373,16 +395,6 @@ def _strings(value: Any, out: list[str]) -> None:
     elif isinstance(value, dict):
         for v in value.values():
             _strings(v, out)
-
-
-def _same_scheme_options(config: StageConfig, options: dict[str, Any]) -> dict[str, Any]:
-    """Store credentials apply to data paths on the same kind of store only."""
-    scheme = config.store.split("://", 1)[0]
-    paths = [p for p in [config.data_root, *(s.path for s in config.data.values())]
-             if p and not p.startswith("builtin:")]
-    if paths and all(p.split("://", 1)[0] == scheme for p in paths if "://" in p) and all("://" in p for p in paths):
-        return options
-    return {}
 
 
 def _fmt(values: dict[str, float]) -> str:

@@ -1,0 +1,86 @@
+"""`xtrc plan --check-data` through the installed scripts (it runs `xtrc-runtime check-data`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xtrc_runtime.fixtures import Sizes, generate
+
+BIN = Path(sys.executable).parent
+
+SPEC = """\
+apiVersion: xtrc.dev/v1alpha1
+kind: Experiment
+metadata: {{name: checks}}
+model: builtin:tiny-xlmr
+storage: {{uri: "{store}"}}
+targets: [panx, xnli, tatoeba]
+languages: {{panx: [de], xnli: [de, es], tatoeba: [de]}}
+data:
+  root: "{root}"
+"""
+
+
+@pytest.fixture(scope="module")
+def clean_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fixtures")
+    generate(str(root), tasks=["panx", "xnli", "mnli", "tatoeba"], languages=("en", "de", "es"),
+             sizes=Sizes(train=20, dev=5, test=5))
+    return root / "data"
+
+
+def xtrc(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed `xtrc` script (it finds `xtrc-runtime` beside it), with its own cache."""
+    script = BIN / "xtrc"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "xtrc.cli"]
+    env = dict(os.environ, XTRC_CACHE=str(home / "cache"), **env)
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def spec_for(tmp: Path, root: Path) -> Path:
+    spec = tmp / "spec.yaml"
+    spec.write_text(SPEC.format(store=tmp / "store", root=root))
+    return spec
+
+
+def test_a_valid_root_passes(tmp_path: Path, clean_root: Path) -> None:
+    result = xtrc("plan", str(spec_for(tmp_path, clean_root)), "--check-data", "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    checks = json.loads(result.stdout)["check_data"]
+    labels = {c["label"] for c in checks}
+    assert {"panx de test", "xnli es test", "mnli en train", "tatoeba de test"} <= labels
+    assert all(c["status"] == "ok" and c["rows"] for c in checks if c["label"] != "mnli en dev"), checks
+    assert "check-data: " in result.stderr and "0 gap(s)" in result.stderr
+
+
+def test_one_line_per_gap_and_exit_2(tmp_path: Path, clean_root: Path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(clean_root, root)
+    panx = root / "panx" / "de" / "test.jsonl"
+    panx.write_text('{"tokens": ["a", "b"], "ner_tags": [0]}\n', encoding="utf-8")
+    (root / "xnli" / "es" / "test.jsonl").unlink()
+    (root / "tatoeba" / "de" / "test.jsonl").write_text("{broken\n", encoding="utf-8")
+    result = xtrc("plan", str(spec_for(tmp_path, root)), "--check-data", home=tmp_path)
+    assert result.returncode == 2, result.stderr
+    gaps = [line for line in result.stderr.splitlines() if line.startswith("gap: ")]
+    assert len(gaps) == 3, result.stderr
+    assert f"gap: panx de test (1 row): {panx}:1: ner_tags: 1 tags for 2 tokens" in result.stderr
+    assert "gap: xnli es test: missing: no test data for language 'es'" in result.stderr
+    assert f"gap: tatoeba de test: {root / 'tatoeba' / 'de' / 'test.jsonl'}:1:2: not valid JSON" in result.stderr
+    assert "3 gap(s)" in result.stderr
+
+
+def test_offline_hub_sources_are_reported_not_passed(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(store=tmp_path / "store", root="x").replace('  root: "x"\n', "  check: true\n"))
+    result = xtrc("plan", str(spec), "--check-data", home=tmp_path, HF_HUB_OFFLINE="1")
+    assert result.returncode == 1, result.stderr  # nothing wrong found, but not everything checked
+    assert "cannot check" in result.stderr and "HF_HUB_OFFLINE" in result.stderr
+    assert "0 ok, 0 gap(s)" in result.stderr
