@@ -27,11 +27,17 @@ ENV UV_PYTHON_INSTALL_DIR=/opt/python \
     UV_NO_CACHE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    HF_HOME=/scratch/hf \
-    XDG_CACHE_HOME=/scratch/cache \
-    TRITON_CACHE_DIR=/scratch/cache/triton \
-    TMPDIR=/scratch/tmp
+    PYTHONUNBUFFERED=1
+# Where the runtime writes: the pod mounts its scratch emptyDir at /tmp and /home/xtrc and sets the
+# same variables (POD_ENV in compiler/render.py); here they serve `docker run` too.
+ENV HOME=/home/xtrc \
+    TMPDIR=/tmp \
+    XDG_CACHE_HOME=/home/xtrc/.cache \
+    XDG_CONFIG_HOME=/home/xtrc/.config \
+    HF_HOME=/home/xtrc/.cache/huggingface \
+    TRITON_CACHE_DIR=/home/xtrc/.cache/triton \
+    TORCHINDUCTOR_CACHE_DIR=/tmp/torchinductor \
+    MPLCONFIGDIR=/home/xtrc/.config/matplotlib
 RUN uv venv --python "${PYTHON_VERSION}" /opt/venv \
  && uv pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 
@@ -42,9 +48,11 @@ RUN uv pip install -r pyproject.toml --extra runtime -c constraints.txt
 COPY compiler ./compiler
 COPY runtime ./runtime
 COPY charts ./charts
+# uid/gid 10001, as the pods' securityContext (POD_UID in compiler/render.py): above 10000, no host user.
 RUN uv pip install --no-deps . \
- && useradd --uid 1000 --user-group --no-create-home --home-dir /scratch xtrc
+ && groupadd --gid 10001 xtrc \
+ && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/xtrc xtrc
 
-USER 1000:1000
+USER 10001:10001
 ENTRYPOINT ["xtrc-runtime"]
 CMD ["--help"]

@@ -33,6 +33,25 @@ ORCHESTRATOR_FINAL_EXIT_CODES = (2, 3)
 """``xtrc orchestrate`` exits 2 for a bad spec and 3 when stages failed: its Job must not retry."""
 SPEC_HASH_ANNOTATION = "xtrc.dev/spec-sha256"
 KIND_ABBREVIATION = {"intermediate": "int", "target": "tgt", "retrieval": "ret"}
+POD_UID = 10001
+"""The uid and gid of every xtrc pod (and the Dockerfile's user): above 10000, so no host user shares it."""
+POD_HOME = "/home/xtrc"
+POD_TMP = "/tmp"
+SCRATCH_MOUNTS = ({"mountPath": POD_TMP, "subPath": "tmp"}, {"mountPath": POD_HOME, "subPath": "home"})
+"""Where a pod's scratch emptyDir is mounted. A kubelet creates each subPath in the volume, so both
+directories exist, writable, before the container starts: the root filesystem is read-only."""
+POD_ENV = {
+    "HOME": POD_HOME,
+    "TMPDIR": POD_TMP,  # `import torch` already needs a writable temporary directory
+    "XDG_CACHE_HOME": f"{POD_HOME}/.cache",
+    "XDG_CONFIG_HOME": f"{POD_HOME}/.config",
+    "HF_HOME": f"{POD_HOME}/.cache/huggingface",
+    "TRITON_CACHE_DIR": f"{POD_HOME}/.cache/triton",
+    "TORCHINDUCTOR_CACHE_DIR": f"{POD_TMP}/torchinductor",
+    "MPLCONFIGDIR": f"{POD_HOME}/.config/matplotlib",
+    "PYTHONUNBUFFERED": "1",
+}
+"""Every path a pod's processes write, all on its scratch emptyDir (SCRATCH_MOUNTS)."""
 
 # Characters JSON leaves raw but YAML would not read back as themselves: C1 controls,
 # NEL and the Unicode line/paragraph separators (line breaks in YAML 1.1), the BOM, and
@@ -214,6 +233,9 @@ class _PlanContext:
         return {
             "compute": self.compute,
             "image": exp.image,
+            "pod_uid": POD_UID,
+            "pod_env": [{"name": k, "value": v} for k, v in POD_ENV.items()],
+            "scratch_mounts": list(SCRATCH_MOUNTS),
             "secret": exp.storage.secret,
             "secret_mount": SECRET_MOUNT,
             "config_error_exit_code": CONFIG_ERROR_EXIT_CODE,
@@ -248,7 +270,7 @@ class _PlanContext:
     def orchestrator(self, spec_text: str, spec_hash: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
         labels = {**self.labels(), "app.kubernetes.io/component": "orchestrator"}
         secret = self.plan.experiment.storage.secret
-        variables = {"PYTHONUNBUFFERED": "1", "HOME": "/tmp", "TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/cache"}
+        variables = dict(POD_ENV)
         if secret:
             variables["XTRC_STORAGE_SECRET_DIR"] = SECRET_MOUNT
         variables.update(env)
@@ -263,6 +285,8 @@ class _PlanContext:
             "spec_text": spec_text,
             "spec_dir": SPEC_DIR,
             "image": self.plan.experiment.image,
+            "pod_uid": POD_UID,
+            "scratch_mounts": list(SCRATCH_MOUNTS),
             "command": ["xtrc"],
             "args": list(args),
             "env": [{"name": k, "value": v} for k, v in variables.items()],

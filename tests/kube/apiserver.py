@@ -55,12 +55,18 @@ ConfigMap keys, a few fieldRefs) and ``HOSTNAME``; a missing Secret/ConfigMap ke
 Pending (CreateContainerConfigError, or ContainerCreating for volumes) until it appears.
 Volumes become directories under the cluster's temporary root (``FakeCluster.root``): Secret
 and ConfigMap volumes hold one file per key (``items``, ``defaultMode`` honoured), everything
-else (emptyDir, and any other volume type) is an empty directory. Processes cannot see the real
-mount paths, so **paths are mapped**: every env value, command element and argument that
-equals a volumeMount's ``mountPath`` or starts with ``mountPath + "/"`` has that prefix
-rewritten to the volume's directory (``subPath`` honoured, longest mountPath wins);
-``workingDir`` is mapped the same way, and otherwise the process runs in a fresh temporary
-directory. Pods that do not set ``automountServiceAccountToken: false`` get ``KUBECONFIG``
+else (emptyDir, and any other volume type) is an empty directory; a missing ``subPath`` is
+created. Where bubblewrap works (``FakeCluster.sandboxed``), each container runs **under its
+pod's securityContext** (tests/kube/sandbox.py): this machine's root read-only when
+``readOnlyRootFilesystem``, only the pod's volumes writable at their real ``mountPath``s (plus
+the directories given to ``FakeCluster.share``), the pod's ``runAsUser``/``runAsGroup``, no
+capabilities; ``runAsNonRoot`` with uid 0 keeps the pod Pending with CreateContainerConfigError
+as a kubelet does. Without bubblewrap, processes run as the test user with a writable
+filesystem and cannot see the real mount paths, so **paths are mapped**: every env value,
+command element and argument that equals a volumeMount's ``mountPath`` or starts with
+``mountPath + "/"`` has that prefix rewritten to the volume's directory (``subPath`` honoured,
+longest mountPath wins); ``workingDir`` is mapped the same way, and otherwise the process runs
+in a fresh temporary directory. Pods that do not set ``automountServiceAccountToken: false`` get ``KUBECONFIG``
 pointing at this server (standing in for in-cluster configuration); the others have
 ``KUBECONFIG`` removed. stdout and stderr together are the container log. Pod phases go
 Pending -> Running -> Succeeded/Failed with containerStatuses (waiting/running/terminated with
@@ -72,8 +78,8 @@ process group SIGTERM, then SIGKILL after the grace period. ``FakeCluster.evict`
 and leave it Failed (it is not deleted), so a Job's Ignore rule can be seen to work.
 
 Not implemented: authorization (RBAC objects are only stored), admission beyond the
-ServiceAccount check, NetworkPolicy enforcement, securityContext (processes run as the test
-user with a writable filesystem), CPU/memory accounting and OOM kills, init and sidecar
+ServiceAccount check, NetworkPolicy enforcement, the securityContext fields sandbox.py lists
+as not modelled (all of it without bubblewrap), CPU/memory accounting and OOM kills, init and sidecar
 containers, probes and readiness gates, indexed Jobs (treated as NonIndexed),
 backoffLimitPerIndex, successPolicy, the Job controller's delay between failed pods, graceful
 deletion and finalizers (Foreground deletion behaves as Background), garbage collection of
@@ -108,6 +114,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Container, Iterable
 from urllib.parse import parse_qs, urlsplit
+
+from tests.kube import sandbox as sandbox_module
 
 __all__ = ["FakeCluster", "ApiError", "parse_label_selector", "parse_quantity"]
 
@@ -1819,13 +1827,17 @@ class FakeCluster:
       containers (doubling per restart, capped at 10 s; a real kubelet starts at 10 s).
     - ``tick``: how often the controllers poll (they also wake on every change).
     - ``kueue_webhook``: suspend Jobs that carry a Kueue queue label when they are created.
+    - ``sandbox``: run each container under its pod's securityContext with bubblewrap
+      (tests/kube/sandbox.py); None: when this machine can (``sandboxed`` says whether it does,
+      ``sandbox_unavailable`` why not), True: required, False: plain processes with mapped paths.
     """
 
     def __init__(self, gpus: int = 0, gpu_resource: str = "nvidia.com/gpu",
                  entrypoints: dict[str, list[str]] | None = None, default_entrypoint: list[str] | None = None,
                  token: str | None = "fake-token", node_name: str = "fake-node",
                  node_labels: dict[str, str] | None = None, max_grace_seconds: float = 5.0,
-                 restart_backoff: float = 0.2, tick: float = 0.05, kueue_webhook: bool = False) -> None:
+                 restart_backoff: float = 0.2, tick: float = 0.05, kueue_webhook: bool = False,
+                 sandbox: bool | None = None) -> None:
         self.gpus = gpus
         self.gpu_resource = gpu_resource
         self.entrypoints = dict(entrypoints or {})
@@ -1836,6 +1848,12 @@ class FakeCluster:
         self.max_grace_seconds = max_grace_seconds
         self.restart_backoff = restart_backoff
         self.tick = tick
+        why_not = sandbox_module.unavailable() if sandbox is not False else "turned off"
+        if sandbox and why_not:
+            raise RuntimeError(f"FakeCluster(sandbox=True): {why_not}")
+        self.sandboxed = why_not is None
+        self.sandbox_unavailable = why_not
+        self.shared: list[str] = []
         self.store = Store()
         self.store.kueue_webhook = kueue_webhook
         for ns in ("default", "kube-system", "kube-public"):
@@ -1924,6 +1942,15 @@ class FakeCluster:
         with self._traffic_lock:
             seen, self.traffic = self.traffic, collections.Counter()
         return seen
+
+    def share(self, path: str | os.PathLike) -> str:
+        """Make ``path`` (created if missing) a node directory every pod sees, writable, at the same
+        path: a shared filesystem, as a single-node cluster's hostPath would give. Returns it."""
+        path = os.path.realpath(path)
+        os.makedirs(path, exist_ok=True)
+        if path not in self.shared:
+            self.shared.append(path)
+        return path
 
     # -- clients --------------------------------------------------------------------------------
 
@@ -2030,6 +2057,7 @@ class _ContainerRun:
     argv: list[str] | None = None
     env: dict[str, str] | None = None
     cwd: str | None = None
+    sandbox: dict | None = None  # tests/kube/sandbox.py bwrap_argv arguments, None: a plain process
     logs: list[str] | None = None  # log file of every instance, oldest first
     started_at: str | None = None
     finished_at: str | None = None
@@ -2117,7 +2145,7 @@ def _exit_code(returncode: int) -> int:
 
 def _killpg(proc: subprocess.Popen, sig: int) -> None:
     try:
-        os.killpg(proc.pid, sig)
+        os.killpg(getattr(proc, "group", proc.pid), sig)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -2250,7 +2278,7 @@ class _Simulator:
                 if run.ns == ns and run.name == name:
                     for cr in run.containers.values():
                         if (container is None or cr.name == container) and cr.proc and cr.proc.poll() is None:
-                            return cr.proc.pid
+                            return getattr(cr.proc, "group", cr.proc.pid)
         return None
 
     def evict(self, ns: str, name: str, wait: bool) -> None:
@@ -2472,14 +2500,20 @@ class _Simulator:
         return defined
 
     @staticmethod
-    def _mapper(c: dict, volumes: dict[str, str]) -> Callable[[str], str]:
+    def _mount_source(m: dict, volumes: dict[str, str]) -> str:
+        """The directory a volumeMount shows; a missing ``subPath`` is created, as a kubelet does."""
+        host = volumes[m["name"]]
+        if m.get("subPath"):
+            host = os.path.join(host, m["subPath"])
+            os.makedirs(host, exist_ok=True)
+        return host
+
+    @classmethod
+    def _mapper(cls, c: dict, volumes: dict[str, str]) -> Callable[[str], str]:
         """Rewrite container paths under a volumeMount's mountPath to the volume's directory."""
         mounts = []
         for m in c.get("volumeMounts") or []:
-            host = volumes[m["name"]]
-            if m.get("subPath"):
-                host = os.path.join(host, m["subPath"])
-            mounts.append((m["mountPath"].rstrip("/") or "/", host))
+            mounts.append((m["mountPath"].rstrip("/") or "/", cls._mount_source(m, volumes)))
         mounts.sort(key=lambda m: len(m[0]), reverse=True)
 
         def map_path(value: str) -> str:
@@ -2502,7 +2536,8 @@ class _Simulator:
             plans = []
             for c in pod["spec"]["containers"]:
                 defined = self._container_env(pod, run, c)
-                map_path = self._mapper(c, volumes)
+                box = self._sandbox(pod, run, c, volumes) if self.c.sandboxed else None
+                map_path = self._mapper(c, volumes) if box is None else (lambda v: v)
                 defined = {k: map_path(v) for k, v in defined.items()}
                 env = dict(os.environ)
                 env["HOSTNAME"] = run.name
@@ -2520,11 +2555,14 @@ class _Simulator:
                 else:
                     base = list(self.c.entrypoints.get(c.get("image", ""), self.c.default_entrypoint or []))
                 argv = base + [map_path(self._expand(a, defined)) for a in c.get("args") or []]
-                cwd = map_path(c["workingDir"]) if c.get("workingDir") else None
-                if cwd is None or cwd == c.get("workingDir"):
-                    cwd = os.path.join(run.dir, "work", c["name"])
-                os.makedirs(cwd, exist_ok=True)
-                plans.append((c, argv, env, cwd))
+                if box is not None:
+                    cwd = box.pop("cwd")
+                else:
+                    cwd = map_path(c["workingDir"]) if c.get("workingDir") else None
+                    if cwd is None or cwd == c.get("workingDir"):
+                        cwd = os.path.join(run.dir, "work", c["name"])
+                    os.makedirs(cwd, exist_ok=True)
+                plans.append((c, argv, env, cwd, box))
         except _Blocked as b:
             for cr in run.containers.values():
                 cr.waiting = (b.reason, b.message if b.reason != "ContainerCreating" else None)
@@ -2533,10 +2571,40 @@ class _Simulator:
                 self._event(pod, "Warning", b.event_reason, b.message, "kubelet")
             return
         run.started = True
-        for c, argv, env, cwd in plans:
+        for c, argv, env, cwd, box in plans:
             cr = run.containers[c["name"]]
-            cr.argv, cr.env, cr.cwd = argv, env, cwd
+            cr.argv, cr.env, cr.cwd, cr.sandbox = argv, env, cwd, box
             self._spawn(pod, run, cr)
+
+    def _sandbox(self, pod: dict, run: _PodRun, c: dict, volumes: dict[str, str]) -> dict:
+        """How tests/kube/sandbox.py runs this container (bwrap_argv's arguments, and ``cwd``).
+        Raises _Blocked for what a kubelet refuses."""
+        try:
+            security = sandbox_module.security_of(pod, c, image_uid=os.getuid())
+        except sandbox_module.Refused as exc:
+            raise _Blocked("CreateContainerConfigError", str(exc), "Failed") from None
+        kinds = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        mounts = []
+        for m in c.get("volumeMounts") or []:
+            volume = kinds[m["name"]]
+            writable = not m.get("readOnly") and "secret" not in volume and "configMap" not in volume
+            mounts.append(sandbox_module.Mount(m["mountPath"], self._mount_source(m, volumes), writable))
+        mounts += [sandbox_module.Mount(path, path, True) for path in self.c.shared]
+        if c.get("workingDir"):
+            cwd = c["workingDir"]
+        elif security.read_only_root:
+            cwd = "/"
+        else:
+            cwd = os.path.join(run.dir, "work", c["name"])
+            os.makedirs(cwd, exist_ok=True)
+            mounts.append(sandbox_module.Mount(cwd, cwd, True))
+        if not security.read_only_root and not any(m.path.rstrip("/") == "/tmp" for m in mounts):
+            tmp = os.path.join(run.dir, "tmp", c["name"])
+            os.makedirs(tmp, exist_ok=True)
+            mounts.append(sandbox_module.Mount("/tmp", tmp, True))
+        mounts.append(sandbox_module.Mount(self.kubeconfig_path, self.kubeconfig_path, False))
+        assert self.c.root
+        return {"security": security, "mounts": mounts, "hidden": [self.c.root], "cwd": cwd}
 
     def _spawn(self, pod: dict, run: _PodRun, cr: _ContainerRun) -> None:
         log_dir = os.path.join(run.dir, "logs")
@@ -2550,8 +2618,8 @@ class _Simulator:
             try:
                 if not cr.argv:
                     raise OSError(0, "no command specified")
-                cr.proc = subprocess.Popen(cr.argv, env=cr.env, cwd=cr.cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
+                assert cr.env is not None and cr.cwd is not None
+                cr.proc = sandbox_module.start(cr.argv, env=cr.env, cwd=cr.cwd, log=log.fileno(), sandbox=cr.sandbox)
             except OSError as exc:
                 cr.proc = None
                 cr.exit_code, cr.reason, cr.finished_at = 128, "StartError", now_rfc3339()

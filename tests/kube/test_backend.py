@@ -62,7 +62,7 @@ class Kube:
         self.cluster = cluster
         self.tmp = tmp
         self.ns = f"t-{uuid.uuid4().hex[:8]}"
-        self.store = f"file://{tmp / 'store'}"
+        self.store = f"file://{cluster.share(tmp / 'store')}"  # pods see it, writable, at that path
         api = cluster.api_client()
         self.api = api
         self.batch = client.BatchV1Api(api)
