@@ -199,19 +199,22 @@ def _build_plan(args: argparse.Namespace) -> Plan:
 
 def _validate(args: argparse.Namespace) -> int:
     from xtrc.errors import SpecError
-    from xtrc.loader import load
+    from xtrc.loader import load_with_warnings
     from xtrc.plan import build
 
     failed = False
     for path in args.specs:
         try:
-            plan = build(load(path))
+            experiment, warnings = load_with_warnings(path)
+            plan = build(experiment)
         except SpecError as exc:
             if os.environ.get("XTRC_DEBUG") == "1":
                 raise
             failed = True
             print(exc, file=sys.stderr)
             continue
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"{path}: ok ({len(plan.arms)} arms, {len(plan.stages)} stages)")
     return EXIT_USAGE if failed else 0
 
@@ -382,8 +385,14 @@ def _kube_experiment(args: argparse.Namespace) -> Experiment:
         compute["namespace"] = namespace
     image = getattr(args, "image", None)
     if image:
-        if len(image) > 255 or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*", image):
-            raise XtrcError(f"--image {image!r} is not a container image reference")
+        from xtrc.spec import image_error, image_warning
+
+        error = image_error(image)
+        if error:
+            raise XtrcError(f"--image: {error}")
+        warning = image_warning(image)
+        if warning:
+            print(f"warning: --image: {warning}", file=sys.stderr)
         update["image"] = image
     if compute:
         update["compute"] = exp.compute.model_copy(update=compute)

@@ -12,12 +12,17 @@ from pydantic import BaseModel, ValidationError
 
 from xtrc import tasks
 from xtrc.errors import Issue, SpecError, format_path
-from xtrc.spec import Experiment, cross_check
+from xtrc.spec import Experiment, advisories, cross_check
 from xtrc.yamlsafe import Document, Loc, YamlError, parse
 
 
 def load(path: str | Path) -> Experiment:
     """Load and validate one spec file; SpecError lists every problem with FILE:LINE:COL."""
+    return load_with_warnings(path)[0]
+
+
+def load_with_warnings(path: str | Path) -> tuple[Experiment, list[Issue]]:
+    """``load``, plus what is allowed but risky (spec.advisories), each with FILE:LINE:COL."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -25,10 +30,14 @@ def load(path: str | Path) -> Experiment:
         raise SpecError([Issue(str(path), 0, 0, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Issue(str(path), 0, 0, "", f"cannot read: {exc}")]) from None
-    return load_text(text, str(path))
+    return _load(text, str(path))
 
 
 def load_text(text: str, filename: str = "<spec>") -> Experiment:
+    return _load(text, filename)[0]
+
+
+def _load(text: str, filename: str) -> tuple[Experiment, list[Issue]]:
     try:
         doc = parse(text)
     except YamlError as exc:
@@ -43,7 +52,7 @@ def load_text(text: str, filename: str = "<spec>") -> Experiment:
     problems = cross_check(experiment)
     if problems:
         raise SpecError([_issue(doc, filename, loc, message) for loc, message in problems])
-    return experiment
+    return experiment, [_issue(doc, filename, loc, message) for loc, message in advisories(experiment)]
 
 
 def _issue(doc: Document, filename: str, loc: Loc, message: str, *, key: bool = False) -> Issue:

@@ -22,7 +22,8 @@ import yaml
 
 from xtrc.errors import XtrcError
 from xtrc.plan import Plan
-from xtrc.stage import StageConfig
+from xtrc.spec import image_digest
+from xtrc.stage import IMAGE_ENV, StageConfig
 
 TEMPLATES = ("stage-job.yaml.j2", "networkpolicy.yaml.j2", "orchestrator.yaml.j2")
 CONFIG_ERROR_EXIT_CODE = 2
@@ -32,6 +33,8 @@ SPEC_DIR = "/etc/xtrc"
 ORCHESTRATOR_FINAL_EXIT_CODES = (2, 3)
 """``xtrc orchestrate`` exits 2 for a bad spec and 3 when stages failed: its Job must not retry."""
 SPEC_HASH_ANNOTATION = "xtrc.dev/spec-sha256"
+IMAGE_ANNOTATION = "xtrc.dev/image"
+IMAGE_DIGEST_ANNOTATION = "xtrc.dev/image-digest"
 KIND_ABBREVIATION = {"intermediate": "int", "target": "tgt", "retrieval": "ret"}
 POD_UID = 10001
 """The uid and gid of every xtrc pod (and the Dockerfile's user): above 10000, so no host user shares it."""
@@ -234,15 +237,16 @@ class _PlanContext:
             "compute": self.compute,
             "image": exp.image,
             "pod_uid": POD_UID,
-            "pod_env": [{"name": k, "value": v} for k, v in POD_ENV.items()],
+            "pod_env": [{"name": k, "value": v} for k, v in {**POD_ENV, IMAGE_ENV: exp.image}.items()],
             "scratch_mounts": list(SCRATCH_MOUNTS),
             "secret": exp.storage.secret,
             "secret_mount": SECRET_MOUNT,
             "config_error_exit_code": CONFIG_ERROR_EXIT_CODE,
             "tolerations": [_toleration(t.model_dump(exclude_none=True)) for t in self.compute.tolerations],
             "image_pull_secrets": [{"name": s} for s in self.compute.image_pull_secrets],
+            # limits = requests: Guaranteed QoS (last to be evicted; a CPU limit a scanner can see)
             "requests": {"cpu": self.compute.cpu, "memory": self.compute.memory, **gpu},
-            "limits": {"memory": self.compute.memory, **gpu},
+            "limits": {"cpu": self.compute.cpu, "memory": self.compute.memory, **gpu},
         }
 
     def labels(self, stage: StageConfig | None = None) -> dict[str, str]:
@@ -299,6 +303,12 @@ class _PlanContext:
             "final_exit_codes": list(ORCHESTRATOR_FINAL_EXIT_CODES),
         }
 
+    @cached_property
+    def image_annotations(self) -> dict[str, str]:
+        image = self.plan.experiment.image
+        digest = image_digest(image)
+        return {IMAGE_ANNOTATION: image, **({IMAGE_DIGEST_ANNOTATION: digest} if digest else {})}
+
     def stage(self, stage: StageConfig) -> dict[str, Any]:
         tasks = [*stage.train_tasks, *(e.task for e in stage.eval_tasks)]
         return {
@@ -309,6 +319,7 @@ class _PlanContext:
                 "xtrc.dev/arms": ",".join(self.plan.arms_by_stage.get(stage.key, [])),
                 "xtrc.dev/tasks": ",".join(dict.fromkeys(tasks)),
                 "xtrc.dev/upstream": ",".join(stage.upstream),
+                **self.image_annotations,
             },
             "config_json": stage.to_json(),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -38,6 +39,9 @@ _LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+MAX_LABEL = 63
+"""Kubernetes caps label values, and the name part of label keys and resource names, at 63 characters."""
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 STORE_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "memory")
 _CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "sas")
@@ -68,8 +72,21 @@ Quantity = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, (int
 LevelName = Annotated[str, _matching(r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", 40,
                                      "a level name: lowercase letters, digits, '-' and '_'")]
 Language = Annotated[str, _matching(r"^[a-z]{2,3}$", 3, "an ISO 639 language code such as de or haw")]
-QualifiedName = Annotated[str, _matching(_QUALIFIED_NAME, 316, "a Kubernetes qualified name such as nvidia.com/gpu")]
-LabelValue = Annotated[str, _matching(_LABEL_VALUE, 63, "a Kubernetes label value")]
+
+
+def _qualified_parts(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if len(name) > MAX_LABEL or len(prefix) > 253:
+        raise PydanticCustomError(
+            "format", "'{value}': a qualified name's prefix has at most 253 characters and its name at most "
+            "{limit}", {"value": value, "limit": MAX_LABEL})
+    return value
+
+
+QualifiedName = Annotated[str, _matching(_QUALIFIED_NAME, 316, "a Kubernetes qualified name such as nvidia.com/gpu"),
+                          AfterValidator(_qualified_parts)]
+LabelValue = Annotated[str, _matching(_LABEL_VALUE, MAX_LABEL, "a Kubernetes label value")]
+LabelSubdomain = Annotated[str, _matching(_DNS_SUBDOMAIN, MAX_LABEL, _DNS_WORDS + " ('.' allowed; it is also a label value)")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -130,6 +147,28 @@ class Metadata(_Model):
     description: str = ""
 
 
+_AZURE_SCHEMES = ("az", "abfs", "abfss")  # az://container@account/...: the '@' names an account
+
+
+def _no_credentials_in_url(value: Any) -> Any:
+    """Refuse ``scheme://user:password@host``: a spec travels in ConfigMaps, Job annotations and logs."""
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    scheme = value.split("://", 1)[0].lower()
+    try:
+        userinfo = urlsplit(value).netloc.rpartition("@")[0]
+    except ValueError:
+        return value
+    if userinfo and (":" in userinfo or scheme not in _AZURE_SCHEMES):
+        raise PydanticCustomError(
+            "credential_in_spec",
+            "'{userinfo}@' in a URL is a credential, and credentials never go in a spec: remove it and put "
+            "the credentials in a Kubernetes Secret named in storage.secret",
+            {"userinfo": userinfo.split(":", 1)[0] + (":…" if ":" in userinfo else "")},
+        )
+    return value
+
+
 def _store_uri(value: str) -> str:
     scheme = value.split("://", 1)[0] if "://" in value else "file"
     if scheme not in STORE_SCHEMES:
@@ -138,7 +177,7 @@ def _store_uri(value: str) -> str:
             "unsupported store scheme '{scheme}'; use one of {allowed}",
             {"scheme": scheme, "allowed": ", ".join(f"{s}://" for s in STORE_SCHEMES)},
         )
-    return value
+    return _no_credentials_in_url(value)
 
 
 def _not_a_credential(key: str) -> str:
@@ -159,7 +198,8 @@ class Storage(_Model):
     secret: DnsSubdomain | None = Field(
         None, description="Kubernetes Secret holding the store credentials, mounted into stage pods as files."
     )
-    options: dict[Annotated[str, AfterValidator(_not_a_credential)], str | int | float | bool] = Field(
+    options: dict[Annotated[str, AfterValidator(_not_a_credential)],
+                  Annotated[str | int | float | bool, AfterValidator(_no_credentials_in_url)]] = Field(
         default_factory=dict, description="Non-secret fsspec options, e.g. endpoint_url."
     )
 
@@ -306,9 +346,9 @@ class Data(_Model):
 
 
 class Toleration(_Model):
-    key: str | None = None
+    key: QualifiedName | None = None
     operator: Literal["Exists", "Equal"] = "Equal"
-    value: str | None = None
+    value: LabelValue | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     toleration_seconds: int | None = None
 
@@ -333,7 +373,7 @@ class Compute(_Model):
     tolerations: list[Toleration] = Field(default_factory=list)
     affinity: dict[str, Any] | None = Field(None, description="A Kubernetes Affinity object, passed through.")
     priority_class: DnsSubdomain | None = None
-    queue: DnsSubdomain | None = Field(None, description="Kueue LocalQueue name (label kueue.x-k8s.io/queue-name).")
+    queue: LabelSubdomain | None = Field(None, description="Kueue LocalQueue name (label kueue.x-k8s.io/queue-name).")
     image_pull_secrets: list[DnsSubdomain] = Field(default_factory=list)
     service_account: DnsSubdomain | None = None
     namespace: DnsLabel = "default"
@@ -360,9 +400,24 @@ def _model_ref(value: str) -> str:
     )
 
 
-def _image_ref(value: str) -> str:
+def image_error(value: str) -> str | None:
+    """What is wrong with a container image reference (``repo[:tag]`` or ``repo[:tag]@sha256:<64 hex>``)."""
     if not _IMAGE.fullmatch(value) or len(value) > 255:
-        raise PydanticCustomError("image_ref", "'{value}' is not a container image reference", {"value": value})
+        return f"'{value}' is not a container image reference"
+    if "@" in value and not _DIGEST.fullmatch(value.split("@", 1)[1]):
+        return f"'{value}': a digest is written repo@sha256:<64 lowercase hex digits>"
+    return None
+
+
+def image_digest(value: str) -> str | None:
+    """``sha256:…`` of an image pinned by digest, else None (a tag, which can move)."""
+    return value.split("@", 1)[1] if "@" in value else None
+
+
+def _image_ref(value: str) -> str:
+    error = image_error(value)
+    if error:
+        raise PydanticCustomError("image_ref", "{error}", {"error": error})
     return value
 
 
@@ -415,6 +470,19 @@ Loc = tuple[str | int, ...]
 def _members(written: list[str]) -> list[tuple[int, str]]:
     """(index as written, task) for a task list whose items may be groups."""
     return [(j, task) for j, name in enumerate(written) for task in tasks.expand([name])]
+
+
+def image_warning(image: str) -> str | None:
+    if image_digest(image):
+        return None
+    return (f"'{image}' is a tag, which can move: stages may run different builds; pin the image by digest "
+            "(repo@sha256:…, see the README's 'Runtime image')")
+
+
+def advisories(exp: Experiment) -> list[tuple[Loc, str]]:
+    """What is allowed but risky; validate prints these as warnings (exit 0)."""
+    warning = image_warning(exp.image)
+    return [(("image",), warning)] if warning else []
 
 
 def cross_check(exp: Experiment) -> list[tuple[Loc, str]]:

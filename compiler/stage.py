@@ -17,6 +17,8 @@ from xtrc.spec import CodeSwitch, DataSource, TranslateTrain
 RUNTIME_MAJOR = 0
 """Bump when the runtime's outputs change for the same inputs: every key changes with it."""
 KEY_LENGTH = 20
+IMAGE_ENV = "XTRC_IMAGE"
+"""The image reference a stage pod runs (set by its Job); the runtime records it in metrics.json."""
 """Hex digits of sha256 kept: 80 bits, no collision in any plausible store."""
 
 StageKind = Literal["intermediate", "target", "retrieval"]

@@ -404,8 +404,15 @@ def _fmt(values: dict[str, float]) -> str:
 def _run_info(device: torch.device) -> dict[str, Any]:
     import transformers
 
+    from xtrc.spec import image_digest
+    from xtrc.stage import IMAGE_ENV
+
     info = {"device": str(device), "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version()}
+    image = os.environ.get(IMAGE_ENV)
+    if image:  # a Kubernetes stage: which build ran it
+        info["image"] = image
+        info["image_digest"] = image_digest(image)
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

@@ -18,7 +18,7 @@ from tests.kube.apiserver import FakeCluster
 from xtrc.loader import load
 from xtrc.plan import build
 from xtrc.render import POD_UID, Renderer
-from xtrc.store import Store
+from xtrc.store import METRICS_JSON, Store
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(sandbox.unavailable() is not None, reason=f"{sandbox.unavailable()}")]
@@ -187,6 +187,10 @@ def test_stage_job_runs_the_real_runtime_under_the_restricted_security_context(
     batch.create_namespaced_job(ns, job)
     assert finished(cluster, ns, name, timeout=240) == "Complete", log_of(core, ns, name)
     assert key in store.done_keys()
+    # The runtime records the image its Job names (a tag here: no digest).
+    with store.fs.open(store.layout.stage(key, METRICS_JSON)) as f:
+        run = json.load(f)["run"]
+    assert run["image"] == "ghcr.io/xtrc-dev/xtrc-runtime:test" and run["image_digest"] is None
 
 
 def test_the_template_before_the_fix_cannot_start_a_stage(

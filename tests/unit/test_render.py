@@ -299,7 +299,8 @@ def _nasty_spec(s: str, *, with_model: bool) -> dict[str, Any]:
             "queue": "team-a",
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": s, "operator": "In", "values": [s]}]}]}}},
-            "tolerations": [{"key": s, "operator": "Equal", "value": s, "effect": "NoSchedule"}],
+            # toleration keys and values are label keys and values: validated, so not free text
+            "tolerations": [{"key": "example.com/pool", "operator": "Equal", "value": "a", "effect": "NoSchedule"}],
         },
     }
     if with_model:
@@ -349,7 +350,8 @@ def test_spec_text_cannot_change_manifest_structure(
         pod = job["spec"]["template"]["spec"]
         term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
         assert term == [{"matchExpressions": [{"key": s, "operator": "In", "values": [s]}]}]
-        assert pod["tolerations"] == [{"key": s, "operator": "Equal", "value": s, "effect": "NoSchedule"}]
+        assert pod["tolerations"] == [{"key": "example.com/pool", "operator": "Equal", "value": "a",
+                                       "effect": "NoSchedule"}]
         assert job["metadata"]["labels"][QUEUE_LABEL] == "team-a"
 
     [intermediate] = by_kind["intermediate"]
