@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from xtrc.kube.client import (
-    COMPONENT_LABEL, EXPERIMENT_LABEL, REQUEST_TIMEOUT, STAGE_CONTAINER, call, check_store, is_api_error,
+    COMPONENT_LABEL, EXPERIMENT_LABEL, REQUEST_TIMEOUT, STAGE_CONTAINER, ClusterError, call, check_store,
+    is_api_error,
 )
 from xtrc.kube.reasons import failure_reason, waiting_reason
 from xtrc.kube.summary import (
@@ -111,6 +112,9 @@ class KubernetesBackend:
         else:
             for informer in self._informers():
                 informer.start()
+            broken = [i.error for i in (self.jobs, self.pods) if i.error]
+            if broken:  # the loop shows it and waits: what it would see now is stale
+                raise ClusterError("; ".join(broken))
             changed = self._apply(*(informer.drain() if informer is not None else []
                                     for informer in (self.jobs, self.pods, self.refusals, self.workloads)))
         for key in list(self._recreate):

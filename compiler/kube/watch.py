@@ -140,7 +140,10 @@ class Informer(Generic[S]):
     def _watch_fn(self, **kwargs: Any) -> Any:
         # A plain function (no return type in its docstring): Watch then hands over each event's
         # JSON as it came, and does not build the official client's models.
-        return self._list_fn(*self._args, **self._selector, **kwargs)
+        response = self._list_fn(*self._args, **self._selector, **kwargs)
+        if 200 <= getattr(response, "status", 200) < 300:
+            self.error = ""  # connected again
+        return response
 
     def _run(self) -> None:
         from kubernetes import watch

@@ -216,3 +216,29 @@ def test_max_parallel_counts_admitted_jobs_not_queued_ones(kube: Kube, monkeypat
         loop.join(timeout=30)
         backend.cancel()
         backend.close()
+
+
+def test_a_broken_watch_is_a_fault_the_loop_sees_not_a_stale_view(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from xtrc.kube import SHARED_FS_ENV, ClusterError
+    from xtrc.loader import load
+    from xtrc.plan import build
+
+    with FakeCluster() as lone:
+        monkeypatch.setenv(SHARED_FS_ENV, "1")
+        kube = Kube(lone, tmp_path)
+        plan = build(load(kube.spec("lone", intermediate=("none",))))
+        backend = KubernetesBackend(plan, lone.api_client())
+        backend.poll()
+        backend.poll()  # the watches start
+        lone.stop()
+
+        def refused() -> bool:
+            try:
+                backend.poll()
+            except ClusterError as exc:
+                return "cannot reach the Kubernetes API" in str(exc)
+            return False
+
+        lone.wait_for(refused, timeout=20)
+        backend.close()
