@@ -47,6 +47,39 @@ STORE_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "memory")
 _CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "sas")
 
 BUILTIN_MODELS = ("builtin:tiny-xlmr",)
+BUILTIN_FIXTURES = "builtin:fixtures"
+"""Generated data (``xtrc_runtime.fixtures``): ``builtin:fixtures[/data|/dictionaries][/…][?options]``."""
+BUILTIN_FIXTURE_DIRS = ("data", "dictionaries")
+BUILTIN_FIXTURE_OPTIONS = ("dev", "languages", "seed", "test", "train")
+
+
+def _did_you_mean(value: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
+
+
+def _data_path(value: str) -> str:
+    """A ``builtin:`` data path must name generated data that exists (a typo fails here, at its line)."""
+    if not value.startswith("builtin:"):
+        return value
+    path, _, query = value.partition("?")
+    known = [BUILTIN_FIXTURES, *(f"{BUILTIN_FIXTURES}/{d}" for d in BUILTIN_FIXTURE_DIRS)]
+    rest = path[len(BUILTIN_FIXTURES):] if path.startswith(BUILTIN_FIXTURES) else None
+    if rest is None or (rest and (not rest.startswith("/") or rest.strip("/").split("/")[0] not in BUILTIN_FIXTURE_DIRS)):
+        head = "/".join(path.split("/")[:2])
+        raise PydanticCustomError("builtin_data", "no built-in data '{value}'{hint}",
+                                  {"value": path, "hint": _did_you_mean(head, known)})
+    for item in filter(None, query.split("&")):
+        key = item.partition("=")[0]
+        if key not in BUILTIN_FIXTURE_OPTIONS:
+            raise PydanticCustomError("builtin_data", "unknown option '{key}' of {base}{hint}",
+                                      {"key": key, "base": BUILTIN_FIXTURES,
+                                       "hint": _did_you_mean(key, list(BUILTIN_FIXTURE_OPTIONS))})
+    return value
+
+
+DataPath = Annotated[str, AfterValidator(_data_path)]
+
 
 def _matching(pattern: str, max_length: int, what: str) -> AfterValidator:
     """A string rule whose error says in words what is allowed (not the regex)."""
@@ -276,7 +309,7 @@ class CodeSwitch(_Model):
     """CoSDA-ML-style code-switching with bilingual (MUSE-format) dictionaries."""
 
     languages: Annotated[list[Language], Field(min_length=1)]
-    dictionaries: str = Field(description="fsspec path: a directory of en-<lang>.txt files, or one file.")
+    dictionaries: DataPath = Field(description="fsspec path: a directory of en-<lang>.txt files, or one file.")
     ratio: Fraction = Field(1.0, description="Probability that an example is selected for switching.")
     word_prob: Fraction = Field(0.5, description="Probability that a word of a selected example is switched.")
     per: Literal["example", "word"] = Field("example", description="Draw the target language per example or per word.")
@@ -288,7 +321,7 @@ class TranslateTrain(_Model):
     ratio: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0, description="Fraction of each language's translated training set mixed in."
     )
-    paths: dict[TaskName, str] = Field(
+    paths: dict[TaskName, DataPath] = Field(
         default_factory=dict, description="Per-task fsspec paths of translated training data (task schema)."
     )
 
@@ -327,12 +360,12 @@ class Arm(_Model):
 
 
 class DataSource(_Model):
-    path: str = Field(description="fsspec path of a directory (or file) holding JSONL or Parquet in the task's schema.")
+    path: DataPath = Field(description="fsspec path of a directory (or file) holding JSONL or Parquet in the task's schema.")
     format: Literal["auto", "jsonl", "parquet"] = "auto"
 
 
 class Data(_Model):
-    root: str | None = Field(
+    root: DataPath | None = Field(
         None, description="fsspec directory with one sub-directory per task (generated fixtures, mirrors)."
     )
     tasks: dict[TaskName, DataSource] = Field(default_factory=dict)
@@ -389,8 +422,8 @@ def _model_ref(value: str) -> str:
         return value
     if value.startswith("builtin:"):
         raise PydanticCustomError(
-            "model_ref", "unknown built-in model '{value}'; built-ins: {known}",
-            {"value": value, "known": ", ".join(BUILTIN_MODELS)},
+            "model_ref", "unknown built-in model '{value}'{hint}",
+            {"value": value, "hint": _did_you_mean(value, list(BUILTIN_MODELS))},
         )
     raise PydanticCustomError(
         "model_ref",

@@ -118,6 +118,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from xtrc import tasks as registry
+from xtrc.spec import BUILTIN_FIXTURE_OPTIONS, BUILTIN_FIXTURES
 
 __all__ = ["DEFAULT_LANGUAGES", "FileRecord", "Manifest", "Sizes", "generate", "main"]
 
@@ -1565,7 +1566,7 @@ if __name__ == "__main__":
 
 # --- builtin:fixtures --------------------------------------------------------------------
 
-BUILTIN_PREFIX = "builtin:fixtures"
+BUILTIN_PREFIX = BUILTIN_FIXTURES
 
 
 def resolve_builtin(uri: str) -> str:
@@ -1585,7 +1586,7 @@ def resolve_builtin(uri: str) -> str:
     rest = uri[len(BUILTIN_PREFIX):]
     rest, _, query = rest.partition("?")
     params = {k: v[-1] for k, v in parse_qs(query).items()}
-    known = {"train", "dev", "test", "seed", "languages"}
+    known = set(BUILTIN_FIXTURE_OPTIONS)
     if not rest.startswith(("", "/")) or set(params) - known:
         raise ValueError(f"{uri!r}: write builtin:fixtures[/path][?{'&'.join(sorted(known))}]")
     sizes = Sizes(**{k: int(params[k]) for k in ("train", "dev", "test") if k in params})

@@ -595,6 +595,39 @@ CASES: list[Case] = [
           uri: ./store
         targets: [xnli]
     """), 5, 8, "model", "unknown built-in model 'builtin:huge'"),
+    Case("builtin-model-typo", dedent("""\
+        apiVersion: xtrc.dev/v1alpha1
+        kind: Experiment
+        metadata:
+          name: tiny
+        model: builtin:tiny-xlm
+        storage:
+          uri: ./store
+        targets: [xnli]
+    """), 5, 8, "model", "did you mean 'builtin:tiny-xlmr'?"),
+    Case("builtin-data-root-typo", dedent("""\
+        apiVersion: xtrc.dev/v1alpha1
+        kind: Experiment
+        metadata:
+          name: tiny
+        storage:
+          uri: ./store
+        targets: [xnli]
+        data:
+          root: builtin:fixtures/dat
+    """), 9, 9, "data.root", "no built-in data 'builtin:fixtures/dat'; did you mean 'builtin:fixtures/data'?"),
+    Case("builtin-data-option-typo", dedent("""\
+        apiVersion: xtrc.dev/v1alpha1
+        kind: Experiment
+        metadata:
+          name: tiny
+        storage:
+          uri: ./store
+        targets: [xnli]
+        data:
+          tasks:
+            xnli: {path: "builtin:fixtures/data?trian=10"}
+    """), 10, 18, "data.tasks.xnli.path", "unknown option 'trian' of builtin:fixtures; did you mean 'train'?"),
     Case("factorial-grid-over-stage-limit", _grid_over_stage_limit(),
          12, 3, "factors", f"more than the limit of {spec.MAX_STAGES}"),
     Case("yaml-duplicate-key", dedent("""\
