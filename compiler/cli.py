@@ -797,6 +797,10 @@ def _tasks(args: argparse.Namespace) -> int:
     for info in tasks.TASKS.values():
         source = info.source.dataset + (f" ({info.source.config})" if info.source.config else "") if info.source \
             else "user path"
+        others: dict[str, list[str]] = {}
+        for lang, elsewhere in info.sources_by_language.items():  # XTREME-R's additions
+            others.setdefault(elsewhere.dataset, []).append(lang)
+        source += "".join(f"; {' '.join(langs)}: {name}" for name, langs in others.items())
         table.add_row(info.name, info.type, ",".join(sorted(info.roles)), str(len(info.languages)),
                       info.metrics[0] if info.metrics else "", ",".join(info.train_on) or "-", source)
     Console().print(table)

@@ -305,8 +305,13 @@ def check_data(configs: Iterable[StageConfig], *, jobs: int = 8, cache_dir: str 
     from their metadata, fsspec data by reading and validating the files (cached by identity)."""
     from xtrc_runtime.data import same_scheme_options
 
-    work: dict[tuple[str, Need], tuple[Need, DataLocation]] = {}
+    work: dict[tuple[str, Need], tuple[Need, DataLocation, Any]] = {}
     readers: dict[tuple[str, Need], list[str]] = {}
+
+    def add(item: tuple[str, Need], where: DataLocation, key: str, extra: Any = None) -> None:
+        work.setdefault(item, (item[1], where, extra))
+        readers.setdefault(item, []).append(key)
+
     locations: dict[str, DataLocation] = {}
     for config in configs:
         spot = json.dumps([config.data_root, {k: v.model_dump() for k, v in config.data.items()}], sort_keys=True)
@@ -315,13 +320,22 @@ def check_data(configs: Iterable[StageConfig], *, jobs: int = 8, cache_dir: str 
             where = locations[spot] = DataLocation(config.data_root, dict(config.data),
                                                    same_scheme_options(config, config.storage_options))
         for need in stage_needs(config):
-            item = ("hub" if where.on_hub(need.task) else spot, need)  # a hub split is the same for every stage
-            work.setdefault(item, (need, where))
-            readers.setdefault(item, []).append(config.key)
+            add(("hub" if where.on_hub(need.task) else spot, need), where, config.key)  # a hub split: one for all
+        aug = config.augmentation
+        if aug is not None and aug.code_switch is not None:
+            cs = aug.code_switch
+            need = Need("dictionaries", ",".join(dict.fromkeys(cs.languages)), "", cs.dictionaries)
+            add((spot, need), where, config.key, cs)
+        if aug is not None and aug.translate_train is not None:
+            tt = aug.translate_train
+            for target, train_task in translation_targets(config):
+                for lang in dict.fromkeys(tt.languages):
+                    need = Need(target, lang, "train", "translate-train")
+                    add((spot + json.dumps(tt.paths, sort_keys=True), need), where, config.key, (tt, train_task))
     cache = cache_dir or os.path.join(_cache_root(), "check-data")
-    hub = None if not any(w.on_hub(n.task) for n, w in work.values()) else _hub_reachable()
+    hub = None if not any(w.on_hub(n.task) for n, w, _ in work.values()) else _hub_reachable()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        checks = list(pool.map(lambda item: _check_cached(item[0], item[1], cache, hub), work.values()))
+        checks = list(pool.map(lambda item: _check_cached(*item, cache, hub), work.values()))
     for check, item in zip(checks, readers.values()):
         check.stages = item
     return checks
@@ -355,8 +369,12 @@ def _no_access(exc: BaseException) -> bool:
     return isinstance(exc, PermissionError) or type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError")
 
 
-def _check_cached(need: Need, where: DataLocation, cache: str, hub_down: str | None) -> Check:
+def _check_cached(need: Need, where: DataLocation, extra: Any, cache: str, hub_down: str | None) -> Check:
     try:
+        if need.task == "dictionaries":
+            return _check_dictionaries(need, where, extra)
+        if need.name == "translate-train":
+            return _check_translations(need, where, extra, cache, hub_down)
         if where.on_hub(need.task):
             if hub_down is not None:
                 return _cached_hub(need, cache) or Check(need, unchecked=f"hub not checked: {hub_down}")
@@ -422,8 +440,42 @@ def _offline(exc: BaseException) -> bool:
     return False
 
 
-def _hub_key(need: Need) -> str:
-    source = tasks.TASKS[need.task].source_for(need.language)
+def _check_dictionaries(need: Need, where: DataLocation, cs: Any) -> Check:
+    from xtrc_runtime.augment import load_dictionaries
+    from xtrc_runtime.data import resolve
+
+    try:
+        loaded = load_dictionaries(resolve(cs.dictionaries), cs.languages, where.storage_options or None)
+    except (ValueError, OSError) as exc:
+        if is_network_error(exc) or _no_access(exc):
+            raise
+        return Check(need, error=str(exc))
+    return Check(need, origin=cs.dictionaries, rows=sum(len(d) for d in loaded.values()))
+
+
+def _check_translations(need: Need, where: DataLocation, extra: Any, cache: str, hub_down: str | None) -> Check:
+    """Translate-train rows: read and normalised as the stage does (a path, the data root), or the
+    registry's hub translations from their metadata."""
+    from xtrc_runtime.augment import load_translations
+
+    tt, train_task = extra
+    translations = tasks.TASKS[need.task].translations
+    local = need.task in tt.paths or where.data_root is not None
+    if not local and translations is not None and translations.source is not None \
+            and need.language in translations.languages:
+        if hub_down is not None:
+            return Check(need, unchecked=f"hub not checked: {hub_down}")
+        return _check_hub(need, cache, translations.source)
+    one = tt.model_copy(update={"languages": [need.language], "ratio": 1.0})
+    try:
+        examples, stats = load_translations(need.task, train_task, one, where, seed=0)
+    except DataError as exc:
+        return Check(need, error=str(exc))
+    return Check(need, origin=str(stats["sources"].get(need.language, "")), rows=len(examples))
+
+
+def _hub_key(need: Need, source: tasks.HFSource | None = None) -> str:
+    source = source or tasks.TASKS[need.task].source_for(need.language)
     split = source.splits.get(need.split, need.split) if source is not None else need.split
     where = source.describe(need.language, split) if source is not None else need.task
     return "hub:" + json.dumps([where, need.to_json()], sort_keys=True)
@@ -434,9 +486,8 @@ def _cached_hub(need: Need, cache: str) -> Check | None:
     return _remember(cache, _hub_key(need), ttl=HUB_CACHE_SECONDS)
 
 
-def _check_hub(need: Need, cache: str) -> Check:
-    info = tasks.TASKS[need.task]
-    source = info.source_for(need.language)
+def _check_hub(need: Need, cache: str, source: tasks.HFSource | None = None) -> Check:
+    source = source or tasks.TASKS[need.task].source_for(need.language)
     if source is None:
         return Check(need, error=f"{need.task!r} has no public source; give data.tasks.{need.task}.path")
     split = source.splits.get(need.split)
@@ -445,7 +496,7 @@ def _check_hub(need: Need, cache: str) -> Check:
             return Check(need, error=f"missing: {source.dataset} has no {need.split} split")
         return Check(need, error=f"{source.dataset} has no {need.split} split; give data.tasks.{need.task}.path")
     where = source.describe(need.language, split)
-    key = _hub_key(need)
+    key = _hub_key(need, source)
     cached = _remember(cache, key, ttl=HUB_CACHE_SECONDS)
     if cached is not None:
         return cached

@@ -84,3 +84,23 @@ def test_offline_hub_sources_are_reported_not_passed(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr  # nothing wrong found, but not everything checked
     assert "cannot check" in result.stderr and "HF_HUB_OFFLINE" in result.stderr
     assert "0 ok, 0 gap(s)" in result.stderr
+
+
+def test_dictionaries_and_translations_are_checked_too(tmp_path: Path, clean_root: Path) -> None:
+    dictionaries = clean_root.parent / "dictionaries"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(store=tmp_path / "store", root=clean_root).replace("targets: [panx, xnli, tatoeba]", """\
+factors:
+  augmentation:
+    - none
+    - name: cs
+      code_switch: {{languages: [de, fr], dictionaries: "{d}"}}
+    - name: tt
+      translate_train: {{languages: [de], paths: {{xnli: "{t}"}}}}
+targets: [xnli]""".format(d=dictionaries, t=tmp_path / "missing-translations")))
+    result = xtrc("plan", str(spec), "--check-data", home=tmp_path)
+    assert result.returncode == 2, result.stderr
+    gaps = [line for line in result.stderr.splitlines() if line.startswith("gap: ")]
+    assert len(gaps) == 2, result.stderr
+    assert f"gap: dictionaries de,fr {dictionaries}: no dictionary file {dictionaries}/en-fr.txt" in result.stderr
+    assert "gap: xnli de translate-train: translate-train path" in result.stderr and "does not exist" in result.stderr
