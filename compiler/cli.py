@@ -24,7 +24,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.command(args) or 0)
+        code = int(args.command(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`xtrc report SPEC | head`): stop quietly with 1, as rich does for its tables
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except XtrcError as exc:
         if os.environ.get("XTRC_DEBUG") == "1":
             raise
@@ -67,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("run", _run, "Run the whole experiment on this machine (stages as local processes).")
     _spec_args(p)
-    p.add_argument("--jobs", type=int, metavar="N", help="stages at once (default: compute.max_parallel, "
+    p.add_argument("--jobs", type=_at_least(1), metavar="N", help="stages at once (default: compute.max_parallel, "
                    "limited by the GPUs here)")
     _wait_arg(p)
 
@@ -78,10 +84,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="output format (default: rich tables)")
     p.add_argument("--by", choices=("language",), help="add one arms x languages table per task")
     p.add_argument("--task", action="append", metavar="T", help="only target task T (repeatable, or comma-separated)")
-    p.add_argument("--plot", metavar="FILE.png", help="also write a heatmap of Δ vs the baseline by language x arm")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap replicates (0: no intervals)")
+    p.add_argument("--plot", metavar="FILE", help="also draw a figure; the suffix sets the format (.png, .svg, "
+                   ".pdf)")
+    p.add_argument("--plot-kind", choices=("forest", "heatmap"), default="forest", help="forest (default): combined "
+                   "− each single method and the interaction, per task and on the mean, with intervals; heatmap: "
+                   "Δ vs the baseline by language x arm")
+    p.add_argument("--bootstrap", type=_at_least(0), default=1000, metavar="N",
+                   help="bootstrap replicates (0: no intervals over examples)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap resampling")
-    p.add_argument("--workers", type=int, default=32, metavar="N", help="store reads at once")
+    p.add_argument("--workers", type=_at_least(1), default=32, metavar="N", help="store reads at once")
 
     p = command("apply", _apply, "Run the experiment on Kubernetes: store the spec in a ConfigMap and start an "
                 "in-cluster orchestrator Job (with its ServiceAccount, Role and RoleBinding) that creates each "
@@ -128,8 +139,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--yes", action="store_true", help="with --purge-store: do not ask")
 
     command("schema", _schema, "Print the spec's JSON Schema (for editors: yaml-language-server).")
-    command("tasks", _tasks, "List the task registry: types, languages, metrics, data sources.")
+    p = command("tasks", _tasks, "List the task registry: types, languages, metrics, data sources.")
+    p.add_argument("--json", action="store_true", help="machine-readable output: every field of every task")
     return parser
+
+
+def _at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` no smaller than ``minimum``."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") \
+                from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+        return value
+    return parse
 
 
 def _loop_args(p: argparse.ArgumentParser, *, image_help: str) -> None:
@@ -138,7 +164,7 @@ def _loop_args(p: argparse.ArgumentParser, *, image_help: str) -> None:
     _kube_args(p)
     p.add_argument("--image", metavar="IMG", help=image_help)
     p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
-    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="seconds between looks at the "
+    p.add_argument("--poll", type=_at_least(0.1, float), default=2.0, metavar="SECONDS", help="seconds between looks at the "
                    "cluster (default 2)")
     _wait_arg(p)
 
@@ -740,10 +766,10 @@ def _report(args: argparse.Namespace) -> int:
     from xtrc.report import build_report, check_tasks, collect, local_status, plot, print_tables, render
     from xtrc.store import Store
 
-    if args.bootstrap < 0:
-        raise XtrcError("--bootstrap must be 0 or more")
-    if args.workers < 1:
-        raise XtrcError("--workers must be at least 1")
+    from xtrc.report.plot import check_plot
+
+    if args.plot:
+        check_plot(args.plot)  # before any reading: a figure that cannot be written fails now
     plan = _build_plan(args)
     exp = plan.experiment
     if args.task:
@@ -753,6 +779,10 @@ def _report(args: argparse.Namespace) -> int:
         from xtrc.local import state_dir_for
 
         markers = store.done_markers(workers=args.workers)
+        if not set(markers) & set(plan.stages):
+            how = "xtrc run" if store.uri.startswith("file://") else "xtrc apply"
+            print(f"0/{len(plan.stages)} stages done in {store.uri}; run `{how} {args.spec}`", file=sys.stderr)
+            return 1
         status: dict[str, str] = {}
         if state_dir_for(store.uri).is_dir():  # stages run here: their state files say running/failed
             status = local_status(plan, store, set(markers))
@@ -766,11 +796,14 @@ def _report(args: argparse.Namespace) -> int:
     if args.format == "table":
         from rich.console import Console
 
-        print_tables(report, Console())
+        from xtrc.report.render import PIPE_WIDTH
+
+        piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+        print_tables(report, Console(width=PIPE_WIDTH) if piped else Console())
     else:
         sys.stdout.write(render(report, args.format))
     if args.plot:
-        plot(results, args.plot, tasks=args.task)
+        plot(results, args.plot, tasks=args.task, kind=args.plot_kind, report=report)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -786,14 +819,17 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from xtrc import tasks
 
-    table = Table(title="xtrc task registry")
-    for column in ("task", "type", "roles", "langs", "headline", "trains on", "source"):
-        table.add_column(column)
+    if args.json:
+        print(json.dumps({"tasks": [_jsonable(info) for info in tasks.TASKS.values()],
+                          "groups": {g: list(m) for g, m in tasks.GROUPS.items()}}, indent=2))
+        return 0
+    from rich.console import Console
+
+    from xtrc.report.fit import print_fitted
+
+    rows = []
     for info in tasks.TASKS.values():
         source = info.source.dataset + (f" ({info.source.config})" if info.source.config else "") if info.source \
             else "user path"
@@ -801,11 +837,31 @@ def _tasks(args: argparse.Namespace) -> int:
         for lang, elsewhere in info.sources_by_language.items():  # XTREME-R's additions
             others.setdefault(elsewhere.dataset, []).append(lang)
         source += "".join(f"; {' '.join(langs)}: {name}" for name, langs in others.items())
-        table.add_row(info.name, info.type, ",".join(sorted(info.roles)), str(len(info.languages)),
-                      info.metrics[0] if info.metrics else "", ",".join(info.train_on) or "-", source)
-    Console().print(table)
-    print("groups: " + "; ".join(f"{g} = {' '.join(m)}" for g, m in tasks.GROUPS.items()))
+        rows.append([info.type, ",".join(sorted(info.roles)), str(len(info.languages)),
+                     info.metrics[0] if info.metrics else "", ",".join(info.train_on) or "-", source])
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    print_fitted(Console(width=100_000) if piped else Console(), "xtrc task registry", "task", list(tasks.TASKS),
+                 ["type", "roles", "langs", "headline", "trains on", "source"], rows, justify="left")
+    print("groups:")
+    for group, members in tasks.GROUPS.items():
+        print(f"  {group} = {' '.join(members)}")
     return 0
+
+
+def _jsonable(value: Any) -> Any:
+    """A registry dataclass as JSON values (sets sorted, mappings and tuples as objects and lists)."""
+    import dataclasses
+    from collections.abc import Mapping
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_jsonable(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":

@@ -25,6 +25,14 @@ class Issue:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
+def did_you_mean(word: str, choices: "list[str] | tuple[str, ...]") -> str:
+    """``"did you mean 'xnli'? "`` for the closest of ``choices``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
 class XtrcError(Exception):
     """An error the user can fix; the CLI prints it without a traceback and exits 2."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import types
 import typing
 from pathlib import Path
@@ -30,7 +31,18 @@ def load_with_warnings(path: str | Path) -> tuple[Experiment, list[Issue]]:
         raise SpecError([Issue(str(path), 0, 0, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Issue(str(path), 0, 0, "", f"cannot read: {exc}")]) from None
-    return _load(text, str(path))
+    experiment, warnings = _load(text, str(path))
+    return relative_to_spec(experiment, path), warnings
+
+
+def relative_to_spec(experiment: Experiment, path: Path) -> Experiment:
+    """A relative ``storage.uri`` (a bare path) names a directory relative to the spec file, not to
+    wherever the command runs: made absolute here, the one place every command loads a spec."""
+    uri = experiment.storage.uri
+    if "://" in uri or os.path.isabs(os.path.expanduser(uri)):
+        return experiment
+    resolved = os.path.normpath(os.path.join(os.path.abspath(path.parent), uri))
+    return experiment.model_copy(update={"storage": experiment.storage.model_copy(update={"uri": resolved})})
 
 
 def load_text(text: str, filename: str = "<spec>") -> Experiment:

@@ -170,7 +170,7 @@ Duration = Annotated[int, BeforeValidator(_duration, json_schema_input_type=int 
 
 class _Model(BaseModel):
     # strict: YAML already types its scalars, so `gpus: true` or `seeds: ["1"]` is a mistake to report
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True)
 
 
 class Metadata(_Model):
@@ -178,6 +178,7 @@ class Metadata(_Model):
         description=f"DNS-1123 label, at most {MAX_NAME} characters (it prefixes every Job name)."
     )
     description: str = ""
+    """Free text about the experiment, shown nowhere else."""
 
 
 _AZURE_SCHEMES = ("az", "abfs", "abfss")  # az://container@account/...: the '@' names an account
@@ -226,7 +227,7 @@ def _not_a_credential(key: str) -> str:
 
 class Storage(_Model):
     uri: Annotated[str, AfterValidator(_store_uri)] = Field(
-        description="Store root: file://, s3://, gs://, az:// (a bare path means file://)."
+        description="Store root: file://, s3://, gs://, az://; a bare path means file://, relative to the spec file."
     )
     secret: DnsSubdomain | None = Field(
         None, description="Kubernetes Secret holding the store credentials, mounted into stage pods as files."
@@ -241,22 +242,36 @@ class TrainingOverrides(_Model):
     """Hyperparameters; every field optional here, resolved per stage (see xtrc.stage)."""
 
     learning_rate: Annotated[float, Field(gt=0, le=1)] | None = None
+    """Peak learning rate (linear warm-up, then linear decay)."""
     batch_size: Annotated[int, Field(ge=1, le=65536)] | None = None
+    """Examples per device step."""
     grad_accum: Annotated[int, Field(ge=1, le=4096)] | None = None
+    """Steps accumulated per optimizer update (effective batch = batch_size x grad_accum)."""
     epochs: Annotated[float, Field(gt=0, le=1000)] | None = None
+    """Passes over the training data (may be fractional)."""
     max_steps: Annotated[int, Field(ge=1)] | None = None
+    """Stop after this many optimizer updates, whatever epochs says."""
     max_seq_length: Annotated[int, Field(ge=8, le=8192)] | None = None
+    """Tokens per input; longer inputs are truncated (QA contexts are windowed)."""
     doc_stride: Annotated[int, Field(ge=1, le=8192)] | None = None
+    """QA: how the windows over a long context advance (tokens)."""
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | None = None
+    """Fraction of the updates spent warming the learning rate up from 0."""
     weight_decay: Annotated[float, Field(ge=0, le=1)] | None = None
+    """AdamW weight decay."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] | None = None
+    """Numeric precision of training: auto (bf16 where the GPU has it), bf16, fp16 or fp32."""
     eval_every_steps: Annotated[int, Field(ge=1)] | None = None
+    """Evaluate for model selection every this many updates."""
     checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None
+    """Save resumable training state to the store every this many updates."""
     checkpoint_every_minutes: Annotated[float, Field(gt=0)] | None = None
+    """Also save resumable state at least this often (minutes)."""
     early_stopping_patience: Annotated[int, Field(ge=0)] | None = Field(
         None, description="Evaluations without improvement before stopping; 0 turns early stopping off."
     )
     max_train_examples: Annotated[int, Field(ge=1)] | None = None
+    """Use at most this many training examples (the first ones)."""
     max_eval_examples: Annotated[int, Field(ge=1)] | None = Field(None, description="Per language.")
     group_by_length: bool | None = Field(
         None, description="Batch examples of similar length (less padding, faster; it slowed learning on "
@@ -271,7 +286,9 @@ class Training(_Model):
         "precedence: built-in base < recipe < training.defaults < training.tasks.<task> < level.training.",
     )
     defaults: TrainingOverrides = TrainingOverrides()
+    """Hyperparameters for every stage, over the recipe."""
     tasks: dict[TaskName, TrainingOverrides] = Field(default_factory=dict)
+    """Per-task hyperparameters, over training.defaults."""
 
 
 class MultiTaskSampling(_Model):
@@ -291,9 +308,12 @@ def _level_shorthand(value: Any) -> Any:
 
 class IntermediateLevel(_Model):
     name: LevelName
+    """The level's name, used in arm names (<intermediate>+<augmentation>)."""
     tasks: TaskList = Field(default_factory=list, description="One task, several (multi-task), or none.")
     sampling: MultiTaskSampling = MultiTaskSampling()
+    """How a multi-task level samples its tasks."""
     training: TrainingOverrides = TrainingOverrides()
+    """Hyperparameters of this level's intermediate stage, over training.defaults."""
 
     @property
     def is_none(self) -> bool:
@@ -309,6 +329,7 @@ class CodeSwitch(_Model):
     """CoSDA-ML-style code-switching with bilingual (MUSE-format) dictionaries."""
 
     languages: Annotated[list[Language], Field(min_length=1)]
+    """Languages whose dictionaries the switched words come from."""
     dictionaries: DataPath = Field(description="fsspec path: a directory of en-<lang>.txt files, or one file.")
     ratio: Fraction = Field(1.0, description="Probability that an example is selected for switching.")
     word_prob: Fraction = Field(0.5, description="Probability that a word of a selected example is switched.")
@@ -318,6 +339,7 @@ class CodeSwitch(_Model):
 
 class TranslateTrain(_Model):
     languages: Annotated[list[Language], Field(min_length=1)]
+    """Languages whose translated training sets are mixed in."""
     ratio: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0, description="Fraction of each language's translated training set mixed in."
     )
@@ -328,9 +350,13 @@ class TranslateTrain(_Model):
 
 class AugmentationLevel(_Model):
     name: LevelName
+    """The level's name, used in arm names (<intermediate>+<augmentation>)."""
     apply_to: Literal["target", "intermediate", "both"] = "target"
+    """Which stages train on augmented data: target, intermediate, or both."""
     code_switch: CodeSwitch | None = None
+    """Code-switching of the English training data with bilingual dictionaries."""
     translate_train: TranslateTrain | None = None
+    """Machine-translated training data mixed into the English data."""
 
     @property
     def is_none(self) -> bool:
@@ -346,22 +372,27 @@ class Factors(_Model):
                                                           json_schema_input_type=str | IntermediateLevel)]],
         Field(min_length=1),
     ] = Field(default_factory=lambda: [IntermediateLevel(name="none")])
+    """Intermediate-task levels: none, a task or group name, or a level with its own tasks and training."""
     augmentation: Annotated[
         list[Annotated[AugmentationLevel, BeforeValidator(_level_shorthand,
                                                           json_schema_input_type=str | AugmentationLevel)]],
         Field(min_length=1),
     ] = Field(default_factory=lambda: [AugmentationLevel(name="none")])
+    """Augmentation levels: none, or a level with code_switch and/or translate_train."""
 
 
 class Arm(_Model):
     name: LevelName | None = Field(None, description="Defaults to <intermediate>+<augmentation>.")
     intermediate: str = "none"
+    """The name of an intermediate level of factors.intermediate."""
     augmentation: str = "none"
+    """The name of an augmentation level of factors.augmentation."""
 
 
 class DataSource(_Model):
     path: DataPath = Field(description="fsspec path of a directory (or file) holding JSONL or Parquet in the task's schema.")
     format: Literal["auto", "jsonl", "parquet"] = "auto"
+    """File format of the path: auto (from the suffix), jsonl or parquet."""
 
 
 class Data(_Model):
@@ -369,6 +400,7 @@ class Data(_Model):
         None, description="fsspec directory with one sub-directory per task (generated fixtures, mirrors)."
     )
     tasks: dict[TaskName, DataSource] = Field(default_factory=dict)
+    """Per-task data paths, over data.root."""
     check: bool = Field(
         True, description="Validate every split the stages read (xtrc-runtime check-data) before submitting any "
         "stage; stages whose data fail are not run. Each stage also validates its data before training.",
@@ -380,10 +412,15 @@ class Data(_Model):
 
 class Toleration(_Model):
     key: QualifiedName | None = None
+    """The taint key (empty with operator Exists: every taint)."""
     operator: Literal["Exists", "Equal"] = "Equal"
+    """Equal (key and value match) or Exists (the key is there)."""
     value: LabelValue | None = None
+    """The taint value, with operator Equal."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """The taint effect tolerated (empty: every effect)."""
     toleration_seconds: int | None = None
+    """With NoExecute: how long the pod stays after the taint appears."""
 
 
 class Estimate(_Model):
@@ -397,24 +434,38 @@ class Estimate(_Model):
 
 class Compute(_Model):
     gpus: Annotated[int, Field(ge=0, le=64)] = 1
+    """GPUs per stage (0: CPU only)."""
     gpu_resource: QualifiedName = "nvidia.com/gpu"
+    """The extended resource name GPUs are requested under."""
     cpu: Quantity = "8"
+    """CPU request and limit of each stage (a Kubernetes quantity)."""
     memory: Quantity = "64Gi"
+    """Memory request and limit of each stage (a Kubernetes quantity)."""
     shm_size: Quantity = "16Gi"
+    """Size of the /dev/shm emptyDir (data-loader workers share memory through it)."""
     scratch_size: Quantity = "100Gi"
+    """Size of the scratch emptyDir (model downloads, temporary files)."""
     node_selector: dict[QualifiedName, LabelValue] = Field(default_factory=dict)
+    """Node labels a stage pod must match."""
     tolerations: list[Toleration] = Field(default_factory=list)
+    """Taints stage pods tolerate (e.g. GPU nodes' taints)."""
     affinity: dict[str, Any] | None = Field(None, description="A Kubernetes Affinity object, passed through.")
     priority_class: DnsSubdomain | None = None
+    """PriorityClass of stage pods."""
     queue: LabelSubdomain | None = Field(None, description="Kueue LocalQueue name (label kueue.x-k8s.io/queue-name).")
     image_pull_secrets: list[DnsSubdomain] = Field(default_factory=list)
+    """Secrets for pulling the image from a private registry."""
     service_account: DnsSubdomain | None = None
+    """ServiceAccount stage pods run as (workload identity for the store)."""
     namespace: DnsLabel = "default"
+    """Namespace of every object the experiment creates."""
     max_parallel: Annotated[int, Field(ge=1, le=10_000)] = 8
+    """Stages at once (locally, also limited by the GPUs there)."""
     deadline: Duration | None = Field(86_400, description="activeDeadlineSeconds of each stage Job.")
     retries: Annotated[int, Field(ge=0, le=100)] = Field(3, description="backoffLimit: failures other than preemption.")
     ttl_after_finished: Duration = Field(7 * 86_400, description="ttlSecondsAfterFinished of each stage Job.")
     estimate: Estimate = Estimate()
+    """Assumptions behind the GPU-hour estimate of xtrc plan."""
 
 
 def _model_ref(value: str) -> str:
@@ -462,22 +513,31 @@ def _unique_seeds(value: list[int]) -> list[int]:
 
 class Experiment(_Model):
     api_version: Literal["xtrc.dev/v1alpha1"] = Field(alias="apiVersion")
+    """The spec format's version: xtrc.dev/v1alpha1."""
     kind: Literal["Experiment"]
+    """Always Experiment."""
     metadata: Metadata
+    """The experiment's name (it prefixes every Job and keys its results) and a description."""
     model: Annotated[str, AfterValidator(_model_ref)] = Field(
         "FacebookAI/xlm-roberta-large",
         description="Hugging Face id, fsspec URI of a model directory, or builtin:tiny-xlmr.",
     )
     image: Annotated[str, AfterValidator(_image_ref)] = "ghcr.io/xtrc-dev/xtrc-runtime:0.1.0"
+    """Container image every stage (and the in-cluster orchestrator) runs."""
     storage: Storage
+    """Where checkpoints, metrics and predictions live: the store."""
     seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**31)]], Field(min_length=1, max_length=100),
                      AfterValidator(_unique_seeds)] = Field(default_factory=lambda: [1])
+    """Fine-tuning seeds; every arm runs every target once per seed."""
     factors: Factors = Factors()
+    """The two factors of the design: intermediate-task levels and augmentation levels."""
     design: Literal["factorial", "arms"] = Field(
         "factorial", description="factorial crosses every level of every factor; arms uses the explicit list."
     )
     arms: list[Arm] | None = None
+    """With design: arms, the arms to run, each naming one level of each factor."""
     targets: Annotated[TaskList, Field(min_length=1)]
+    """Target tasks (or groups such as xtreme-r) every arm is fine-tuned and scored on."""
     benchmark: Literal["xtreme-r", "xtreme"] = Field(
         "xtreme-r", description="Whose evaluation languages to use: XTREME-R's (50) or XTREME's (40)."
     )
@@ -485,11 +545,15 @@ class Experiment(_Model):
         default_factory=dict, description="Evaluate these tasks on a subset of their languages only."
     )
     training: Training = Training()
+    """Hyperparameters: a recipe, defaults for every stage, and per-task overrides."""
     data: Data = Data()
+    """Where the data come from when not from the Hugging Face hub: a root and per-task paths."""
     compute: Compute = Compute()
+    """Resources and scheduling of each stage Job, and how many run at once."""
     salt: str = Field("", description="Any text; changing it gives every stage a new key (forces a rerun).")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True,
+                              use_attribute_docstrings=True)
 
     @property
     def target_tasks(self) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from xtrc.errors import XtrcError
+from xtrc.errors import XtrcError, did_you_mean
 from xtrc.kube.backend import KubernetesBackend
 from xtrc.kube.client import REQUEST_TIMEOUT, STAGE_CONTAINER, STAGE_KEY_LABEL, call, is_api_error
 from xtrc.kube.summary import timestamp
@@ -17,7 +17,7 @@ def resolve_stage(plan: Plan, text: str, seed: int | None = None) -> str:
         arm, task = text.split("/", 1)
         arms = [a.name for a in plan.arms]
         if arm not in arms:
-            raise XtrcError(f"no arm {arm!r}; arms: {', '.join(arms)}")
+            raise XtrcError(f"no arm {arm!r}; {did_you_mean(arm, arms)}arms: {', '.join(arms)}")
         if task == "intermediate":
             matches = {}
             for (a, s, _), key in plan.cells.items():
@@ -36,7 +36,8 @@ def resolve_stage(plan: Plan, text: str, seed: int | None = None) -> str:
             matches = {s: key for (a, s, t), key in plan.cells.items() if a == arm and t == task}
             if not matches:
                 targets = sorted({t for (_, _, t) in plan.cells})
-                raise XtrcError(f"no target {task!r} in arm {arm!r}; targets: {', '.join(targets)}, or intermediate")
+                raise XtrcError(f"no target {task!r} in arm {arm!r}; {did_you_mean(task, [*targets, 'intermediate'])}"
+                                f"targets: {', '.join(targets)}, or intermediate")
         if seed is not None:
             if seed not in matches:
                 raise XtrcError(f"{text} has no seed {seed}; seeds: {', '.join(map(str, sorted(matches)))}")

@@ -9,10 +9,13 @@ import math
 from typing import Any
 
 from xtrc.errors import XtrcError
+from xtrc.report.fit import print_fitted
 from xtrc.report.collect import BLOCKED, FAILED, INVALID, MISSING, RUNNING
 from xtrc.report.values import AVERAGE, CONTRASTS, DEGENERATE_MARK, Comparison, Report, Table, Value, latex_escape
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
+PIPE_WIDTH = 100_000
+"""The console width when output goes to a file or pipe without COLUMNS: nothing wraps or is cut."""
 
 def render(report: Report, fmt: str) -> str:
     """The report as text in one of :data:`FORMATS` (``table`` renders rich tables to a string)."""
@@ -27,9 +30,9 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "table":
         from rich.console import Console
 
-        console = Console(file=io.StringIO(), width=200, record=True)
+        console = Console(file=io.StringIO(), width=PIPE_WIDTH, record=True)
         print_tables(report, console)
-        return console.export_text()
+        return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
     raise XtrcError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
@@ -78,34 +81,24 @@ def _interval_text(interval: tuple[float, float] | None) -> str:
 
 
 def print_tables(report: Report, console: Any) -> None:
-    from rich.table import Table as RichTable
     from rich.text import Text
 
     style = {FAILED: "red", INVALID: "red", BLOCKED: "magenta", RUNNING: "yellow", MISSING: "dim"}
 
     def cell(value: Value) -> Text:
-        return Text(value.text(), style=style.get(value.state, ""))
+        return Text(value.text().replace(" (", "\n(", 1), style=style.get(value.state, ""))
 
-    def show(table: Table) -> None:
-        rich = RichTable(title=Text(table.title), title_justify="left")
-        rich.add_column("arm", style="bold")
-        for label in table.labels:
-            rich.add_column(Text(label), justify="right")
-        for arm, values in table.rows:
-            rich.add_row(Text(arm + (" (baseline)" if arm == report.baseline else "")), *(cell(v) for v in values))
-        console.print(rich)
+    def arm_label(arm: str) -> str:
+        return arm + ("\n(baseline)" if arm == report.baseline else "")
 
-    show(report.main)
-    for table in report.by_language:
-        show(table)
+    for table in [report.main, *report.by_language]:
+        print_fitted(console, table.title, "arm", [arm_label(arm) for arm, _ in table.rows],
+                     [label.replace(" (", "\n(", 1) for label in table.labels],
+                     [[cell(v) for v in values] for _, values in table.rows])
     for title, columns, rows in _comparison_tables(report):
-        rich = RichTable(title=Text(title), title_justify="left")
-        rich.add_column("contrast", style="bold")
-        for column in columns:
-            rich.add_column(Text("mean over tasks" if column == AVERAGE else column), justify="right")
-        for label, texts in rows:
-            rich.add_row(Text(label), *(Text(t) for t in texts))
-        console.print(rich)
+        print_fitted(console, title, "contrast", [label for label, _ in rows],
+                     ["mean over tasks" if column == AVERAGE else column for column in columns],
+                     [[t.replace(" [", "\n[", 1) for t in texts] for _, texts in rows])
     if report.comparisons:
         console.print(Text("The answer:", style="bold"))
         for c in _ordered_statements(report):

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from xtrc import tasks as registry
-from xtrc.errors import XtrcError
+from xtrc.errors import XtrcError, did_you_mean
 from xtrc.report.collect import DONE, INVALID, MISSING, WORST_FIRST, Results
 from xtrc.report.contrasts import compare
 from xtrc.report.values import AVERAGE, DEGENERATE_MARK, Report, Table, Value, summarise
@@ -115,7 +115,8 @@ def check_tasks(tasks: Sequence[str], targets: Sequence[str]) -> list[str]:
             except KeyError:
                 task = part
             if task not in targets:
-                raise XtrcError(f"--task {part}: not a target task of this spec; targets: {', '.join(targets)}")
+                raise XtrcError(f"--task {part}: not a target task of this spec; {did_you_mean(part.lower(), targets)}"
+                                f"targets: {', '.join(targets)}")
             if task not in out:
                 out.append(task)
     return [t for t in targets if t in out]
