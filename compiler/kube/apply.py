@@ -13,7 +13,7 @@ import yaml
 
 from xtrc.errors import XtrcError
 from xtrc.kube.backend import KubernetesBackend
-from xtrc.kube.client import EXPERIMENT_LABEL, REQUEST_TIMEOUT, SHARED_FS_ENV, call, is_api_error
+from xtrc.kube.client import EXPERIMENT_LABEL, REQUEST_TIMEOUT, SHARED_FS_ENV, ClusterError, call, is_api_error
 from xtrc.plan import Plan
 from xtrc.render import (
     SPEC_HASH_ANNOTATION,
@@ -166,10 +166,18 @@ def retry_failed(backend: KubernetesBackend) -> list[str]:
 # --- `xtrc delete` ---------------------------------------------------------------------------
 
 
-def delete(plan: Plan, api: Any) -> list[Applied]:
+DELETE_TIMEOUT = 600.0
+"""How long `xtrc delete` waits for Jobs to go: a pod's grace period (30 s by default) plus margin."""
+
+
+def delete(plan: Plan, api: Any, *, timeout: float = DELETE_TIMEOUT) -> list[Applied]:
     """Remove the experiment's objects from the cluster (never the store): every stage Job (of any
     version of the spec) and its pods, leftover pods, the orchestrator Job, the spec's ConfigMap,
-    the ServiceAccount, Role, RoleBinding and the NetworkPolicy."""
+    the ServiceAccount, Role, RoleBinding and the NetworkPolicy.
+
+    Jobs go with Foreground propagation: a Job stays until its pods have terminated. The
+    orchestrator goes first and is waited for, so its loop has stopped before the stage Jobs are
+    listed and no Job it creates can outlive this; then the stage Jobs, also waited for."""
     from kubernetes import client
 
     exp = plan.experiment.metadata.name
@@ -177,18 +185,19 @@ def delete(plan: Plan, api: Any) -> list[Applied]:
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     out: list[Applied] = []
     account = orchestrator_name(exp)
-    # The orchestrator first, so that it creates no stage Job while they are being deleted.
-    gone = call(batch.delete_namespaced_job, account, ns, propagation_policy="Background",
+    selector = f"{EXPERIMENT_LABEL}={exp}"
+    gone = call(batch.delete_namespaced_job, account, ns, propagation_policy="Foreground",
                 what=f"delete Job {ns}/{account}", ok=(404,), _request_timeout=REQUEST_TIMEOUT)
     if not is_api_error(gone):
         out.append(Applied("Job", account, "deleted"))
-    selector = f"{EXPERIMENT_LABEL}={exp}"
+    _wait_until_gone(batch, ns, f"metadata.name={account}", "", f"the orchestrator Job {ns}/{account} is", timeout)
     for job in call(batch.list_namespaced_job, ns, label_selector=selector, what=f"list Jobs in {ns}",
                     _request_timeout=REQUEST_TIMEOUT).items:
-        gone = call(batch.delete_namespaced_job, job.metadata.name, ns, propagation_policy="Background",
+        gone = call(batch.delete_namespaced_job, job.metadata.name, ns, propagation_policy="Foreground",
                     what=f"delete Job {ns}/{job.metadata.name}", ok=(404,), _request_timeout=REQUEST_TIMEOUT)
-        if not is_api_error(gone):
+        if not is_api_error(gone) and job.metadata.name != account:
             out.append(Applied("Job", job.metadata.name, "deleted"))
+    _wait_until_gone(batch, ns, "", selector, f"the Jobs of experiment {exp} in {ns} are", timeout)
     # Pods a Job deletion without propagation left behind (or ones whose Job is already gone).
     for pod in call(core.list_namespaced_pod, ns, label_selector=selector, what=f"list Pods in {ns}",
                     _request_timeout=REQUEST_TIMEOUT).items:
@@ -204,3 +213,16 @@ def delete(plan: Plan, api: Any) -> list[Applied]:
         if not is_api_error(gone):
             out.append(Applied(kind, name, "deleted"))
     return out
+
+
+def _wait_until_gone(batch: Any, namespace: str, field_selector: str, label_selector: str, what: str,
+                     timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while call(batch.list_namespaced_job, namespace, field_selector=field_selector, label_selector=label_selector,
+               limit=1, what=f"list Jobs in {namespace}", _request_timeout=REQUEST_TIMEOUT).items:
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{what} still being deleted after {timeout:.0f}s (their pods are terminating); "
+                               "run `xtrc delete` again")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)

@@ -23,8 +23,10 @@ watch (``watch=true``, ``resourceVersion``, ``labelSelector``, ``fieldSelector``
 ``timeoutSeconds``, ``allowWatchBookmarks``), replace (PUT, optimistic concurrency on
 ``metadata.resourceVersion``), patch (JSON merge patch; strategic merge patch is applied as a
 JSON merge patch; JSON patch), delete (``propagationPolicy``; ``gracePeriodSeconds`` is
-ignored: objects go at once), deletecollection, ``dryRun=All``, the ``status`` subresource of
-Jobs and Pods, pod ``log`` (``follow``, ``tailLines``, ``limitBytes``, ``container``) and pod
+ignored; ``Foreground`` keeps a Job, with ``deletionTimestamp`` and the ``foregroundDeletion``
+finalizer, until its pods have terminated gracefully (SIGTERM, SIGKILL after the grace period);
+other deletions remove objects at once), deletecollection, ``dryRun=All``, the ``status``
+subresource of Jobs and Pods, pod ``log`` (``follow``, ``tailLines``, ``limitBytes``, ``container``) and pod
 ``eviction``. Failures are ``Status`` objects with the reason and code a real server uses
 (NotFound 404, AlreadyExists 409, Conflict 409, Invalid 422, BadRequest 400, Forbidden 403,
 Unauthorized 401, MethodNotAllowed 405, UnsupportedMediaType 415, Gone 410 in watches).
@@ -82,7 +84,7 @@ ServiceAccount check, NetworkPolicy enforcement, the securityContext fields sand
 as not modelled (all of it without bubblewrap), CPU/memory accounting and OOM kills, init and sidecar
 containers, probes and readiness gates, indexed Jobs (treated as NonIndexed),
 backoffLimitPerIndex, successPolicy, the Job controller's delay between failed pods, graceful
-deletion and finalizers (Foreground deletion behaves as Background), garbage collection of
+deletion other than Foreground cascades, finalizers other than foregroundDeletion, garbage collection of
 objects whose owner never existed, log ``timestamps``/``sinceSeconds``/``sinceTime``/``stream``,
 periodic watch bookmarks (one is sent when a watch with ``allowWatchBookmarks`` ends),
 ``sendInitialEvents``, server-side apply, strategic-merge list semantics, protobuf, table
@@ -1329,13 +1331,43 @@ class Store:
                 out = _clone(obj)
                 out["metadata"]["deletionTimestamp"] = now_rfc3339()
                 return out, warnings
+            if obj["metadata"].get("deletionTimestamp"):
+                return _clone(obj), warnings  # already being deleted (Foreground): it goes when that ends
             return self._delete(res, obj, propagation or "Background"), warnings
+
+    def _delete_foreground(self, res: Resource, obj: dict) -> dict | None:
+        """Foreground deletion of an owner: it stays, with a deletionTimestamp and the foregroundDeletion
+        finalizer, while its pods terminate gracefully (each stays, marked, until its processes have
+        exited: _Simulator._finish_deletions); then it goes. None when it owns nothing (it goes at once)."""
+        meta = obj["metadata"]
+        ns = meta.get("namespace") or ""
+        owned = [(dres, dep) for dres in RESOURCES if dres.namespaced
+                 for dkey, dep in list(self.objects[dres.plural].items())
+                 if dkey[0] == ns and _owned_by(dep, meta["uid"])]
+        if not owned:
+            return None
+        marked = _clone(obj)
+        marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+        marked["metadata"]["finalizers"] = [*(meta.get("finalizers") or []), "foregroundDeletion"]
+        self._commit(res, marked, obj)
+        for dres, dep in owned:
+            if dres is PODS and not dep["metadata"].get("deletionTimestamp"):
+                terminating = _clone(dep)
+                terminating["metadata"]["deletionTimestamp"] = now_rfc3339()
+                self._commit(PODS, terminating, dep)
+            elif dres is not PODS:
+                self._delete(dres, dep, "Background")
+        return _clone(marked)
 
     def _delete(self, res: Resource, obj: dict, propagation: str) -> dict:
         meta = obj["metadata"]
         key = self._key(res, meta.get("namespace"), meta["name"])
         if self.objects[res.plural].get(key) is not obj:
             return _clone(obj)  # already gone (cascades can meet the same object twice)
+        if propagation == "Foreground" and res is not PODS:
+            marked = self._delete_foreground(res, obj)
+            if marked is not None:
+                return marked
         del self.objects[res.plural][key]
         self.rv += 1
         gone = _clone(obj)
@@ -2087,6 +2119,7 @@ class _PodRun:
     evicted: bool = False
     deadline_exceeded: bool = False
     blocked_message: str | None = None
+    terminating: bool = False  # marked for graceful deletion and sent SIGTERM
 
 
 @dataclass
@@ -2198,6 +2231,7 @@ class _Simulator:
                     self._sync_jobs()
                     self._schedule()
                     self._sync_pods()
+                    self._finish_deletions()
                     self._reap()
             except Exception:
                 self.c.errors.append(traceback.format_exc())
@@ -2226,6 +2260,27 @@ class _Simulator:
                     if "terminated" not in cs.get("state", {}):
                         cs["state"] = {"terminated": {"exitCode": 143, "reason": "Error"}}
                 job_state.tombstones.append(gone)
+
+    def _finish_deletions(self) -> None:
+        """Graceful pod deletion (Foreground cascades): a pod marked for deletion is sent SIGTERM and goes
+        once its processes have exited (SIGKILL after the grace period); an owner waiting on the
+        foregroundDeletion finalizer goes once it owns nothing."""
+        for pod in [p for p in self.store.all(PODS) if p["metadata"].get("deletionTimestamp")]:
+            run = self.runs.get(pod["metadata"]["uid"])
+            procs = [cr.proc for cr in run.containers.values() if cr.proc is not None] if run else []
+            if any(p.poll() is None for p in procs):
+                if run is not None and not run.terminating:
+                    run.terminating = True
+                    self._kill(run, pod)
+                continue
+            self.store._delete(PODS, pod, "Background")
+        for res in (JOBS,):
+            for owner in self.store.all(res):
+                meta = owner["metadata"]
+                if not meta.get("deletionTimestamp") or "foregroundDeletion" not in (meta.get("finalizers") or []):
+                    continue
+                if not any(_owned_by(p, meta["uid"]) for p in self.store.all(PODS, meta["namespace"])):
+                    self.store._delete(res, owner, "Background")
 
     def _grace(self, pod: dict) -> float:
         grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
@@ -2841,6 +2896,8 @@ class _Simulator:
                     if done and parse_rfc3339(done[0]) + ttl <= now:
                         self.store._delete(JOBS, job, "Background")
                 continue
+            if meta.get("deletionTimestamp"):
+                continue  # being deleted (Foreground): its pods are terminating, none are created
             pods = [p for p in self.store.all(PODS, ns) if _controller_uid(p) == uid]
             active = [p for p in pods if p["status"].get("phase") not in TERMINAL]
             status = _clone(job.get("status") or {})
