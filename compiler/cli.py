@@ -66,9 +66,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="also validate every (task, language, split) the stages not done read: one line per gap, "
                    "exit 2 on gaps, 1 when some could not be checked (e.g. the hub is unreachable)")
 
-    p = command("render", _render, "Print one Kubernetes Job per stage (and a NetworkPolicy).")
+    p = command("render", _render, "Print one Kubernetes Job per stage (and a NetworkPolicy). The Jobs carry no "
+                "ordering: `xtrc apply` runs the plan in order.")
     _spec_args(p)
     p.add_argument("-o", "--output", metavar="DIR", help="write one file per object into DIR")
+    p.add_argument("--ready-only", action="store_true",
+                   help="only the stages that can start now: not done, their upstream stages done in the store "
+                        "(what `xtrc apply` would create first)")
     p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
 
     p = command("run", _run, "Run the whole experiment on this machine (stages as local processes).")
@@ -311,19 +315,42 @@ def _checked(plan: Plan, done: set[str], backend: Any, say: Callable[[str], None
 
 
 def _render(args: argparse.Namespace) -> int:
-    from xtrc.render import Renderer
+    from xtrc.render import RENDER_NOTE, Renderer
 
     plan = _build_plan(args)
-    manifests = Renderer(args.charts).render(plan)
+    keys = None
+    note = RENDER_NOTE
+    if args.ready_only:
+        keys = _ready_keys(plan)
+        note += (f"# --ready-only: {len(keys)} of {len(plan.stages)} stages (the others are done in the store "
+                 "or wait for an upstream stage)\n")
+    manifests = Renderer(args.charts).iter_render(plan, keys)
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
+        count = 0
         for manifest in manifests:
             (out / manifest.filename).write_text(manifest.text, encoding="utf-8")
-        print(f"wrote {len(manifests)} manifests to {out}", file=sys.stderr)
+            count += 1
+        print(f"wrote {count} manifests to {out}", file=sys.stderr)
     else:
-        sys.stdout.write("---\n".join(m.text for m in manifests))
+        write = sys.stdout.write
+        write(note)
+        for i, manifest in enumerate(manifests):
+            write(manifest.text if i == 0 else "---\n" + manifest.text)
     return 0
+
+
+def _ready_keys(plan: Plan) -> set[str]:
+    """Stages not done whose upstream stages are all done in the store."""
+    from xtrc.store import Store
+
+    exp = plan.experiment
+    try:
+        done = Store(exp.storage.uri, dict(exp.storage.options)).done_keys()
+    except Exception as exc:  # noqa: BLE001 - any store failure: say which store and why
+        raise XtrcError(f"--ready-only reads the store {exp.storage.uri}: {type(exc).__name__}: {exc}") from None
+    return {key for key, stage in plan.stages.items() if key not in done and all(u in done for u in stage.upstream)}
 
 
 def _run(args: argparse.Namespace) -> int:

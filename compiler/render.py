@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection, Iterator
 
 import jinja2
 import yaml
@@ -101,6 +101,15 @@ def _yaml_safe(text: str) -> str:
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+RENDER_NOTE = """\
+# xtrc render: one Job per stage, and a NetworkPolicy. These Jobs carry no ordering: applied all at
+# once (kubectl apply -f -), a stage whose upstream stage has not finished fails for want of its
+# checkpoint and burns its retries. `xtrc apply` runs the plan in order, in-cluster; `xtrc render
+# --ready-only` prints only the stages that can start now (their upstream stages are done in the store).
+"""
+"""The comment `xtrc render` prints above its documents."""
+
+
 def default_charts_dir() -> Path:
     return Path(str(resources.files("xtrc.charts")))
 
@@ -158,16 +167,23 @@ class Renderer:
 
     def render(self, plan: Plan) -> list[Manifest]:
         """The NetworkPolicy, then one Job per stage, upstream stages first."""
+        return list(self.iter_render(plan))
+
+    def iter_render(self, plan: Plan, keys: Collection[str] | None = None) -> Iterator[Manifest]:
+        """``render`` one document at a time (only the stages in ``keys``, when given), so a caller
+        that writes each as it comes holds one, not all: memory stays flat in the stage count."""
         context = _PlanContext(plan)
-        out = [self._checked(self.template("networkpolicy.yaml.j2").render(context.network_policy()),
-                             "NetworkPolicy", context.network_policy_name)]
+        yield self._checked(self.template("networkpolicy.yaml.j2").render(context.network_policy()),
+                            "NetworkPolicy", context.network_policy_name)
         job = self.template("stage-job.yaml.j2")
         shape: int | None = None
         for stage in plan.stages.values():
+            if keys is not None and stage.key not in keys:
+                continue
             values = context.stage(stage)
             text = job.render(values)
             if shape is None or self.custom:
-                out.append(self._checked(text, "Job", values["name"]))
+                yield self._checked(text, "Job", values["name"])
                 shape = text.count("\n")
             else:
                 # The built-in template branches only on values shared by every stage, and every
@@ -175,9 +191,8 @@ class Renderer:
                 # structure, which was parsed back in full. A differing line count would mean a
                 # value broke out of its quoting, so that Job is parsed back in full too.
                 # (A site's own --charts may branch per stage: every Job is parsed back then.)
-                out.append(Manifest("Job", values["name"], text) if text.count("\n") == shape
-                           else self._checked(text, "Job", values["name"]))
-        return out
+                yield (Manifest("Job", values["name"], text) if text.count("\n") == shape
+                       else self._checked(text, "Job", values["name"]))
 
     def render_stage(self, plan: Plan, stage: StageConfig) -> Manifest:
         """One stage's Job, parsed back in full (the Kubernetes backend renders them one at a time)."""

@@ -15,7 +15,7 @@ from xtrc.cli import main
 from xtrc.errors import SpecError, XtrcError
 from xtrc.loader import load, load_text
 from xtrc.plan import Plan, build
-from xtrc.render import TEMPLATES, Manifest, Renderer, default_charts_dir, job_name, q
+from xtrc.render import RENDER_NOTE, TEMPLATES, Manifest, Renderer, default_charts_dir, job_name, q
 from xtrc.spec import Experiment
 from xtrc.stage import StageConfig, compute_key
 
@@ -250,7 +250,7 @@ def test_cli_render_is_byte_identical(name: str, capsys: pytest.CaptureFixture[s
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
     _, manifests, _ = _rendered(name)
-    assert outputs[0] == "---\n".join(m.text for m in manifests)
+    assert outputs[0] == RENDER_NOTE + "---\n".join(m.text for m in manifests)
     assert outputs[0].splitlines().count("---") == len(manifests) - 1
 
 
@@ -275,7 +275,7 @@ def test_cli_render_output_dir_writes_one_file_per_object(
     assert files == {m.filename: m.text for m in manifests}
 
     assert main(["render", str(_spec_path(name))]) == 0
-    assert capsys.readouterr().out == "---\n".join(m.text for m in manifests)
+    assert capsys.readouterr().out == RENDER_NOTE + "---\n".join(m.text for m in manifests)
 
 
 def _nasty_spec(s: str, *, with_model: bool) -> dict[str, Any]:
@@ -333,7 +333,7 @@ def test_spec_text_cannot_change_manifest_structure(
     docs = list(yaml.safe_load_all(stream))
     assert len(docs) == 1 + len(plan.stages) == 5
     assert sorted(d["kind"] for d in docs) == ["Job"] * 4 + ["NetworkPolicy"]
-    assert stream == "---\n".join(m.text for m in Renderer().render(plan))
+    assert stream == RENDER_NOTE + "---\n".join(m.text for m in Renderer().render(plan))
     for doc in docs:
         _validate(doc)
 
@@ -520,7 +520,7 @@ def test_custom_charts_dir_is_used(tmp_path: Path, capsys: pytest.CaptureFixture
         assert doc["spec"] == builtin["spec"]
 
     assert main(["render", str(_spec_path("smoke")), "--charts", str(charts)]) == 0
-    assert capsys.readouterr().out == "---\n".join(m.text for m in manifests)
+    assert capsys.readouterr().out == RENDER_NOTE + "---\n".join(m.text for m in manifests)
 
 
 @pytest.mark.parametrize("missing", TEMPLATES)
