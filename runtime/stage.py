@@ -23,7 +23,16 @@ from xtrc.lease import LeaseHeld, default_ttl
 from xtrc.stage import StageConfig, compute_key
 from xtrc.store import METRICS_JSON, MODEL_DIR, PREDICTIONS_DIR, STAGE_JSON
 from xtrc_runtime import metrics, retrieval
-from xtrc_runtime.data import DataError, DataLocation, Example, TaggingExample, load, resolve, same_scheme_options
+from xtrc_runtime.data import (
+    DataError,
+    DataLocation,
+    Example,
+    TaggingExample,
+    is_rust_panic,
+    load,
+    resolve,
+    same_scheme_options,
+)
 from xtrc_runtime.evaluate import Result, evaluate, headline
 from xtrc_runtime.features import Feature, encode
 from xtrc_runtime.model import HeadSpec, TaskModel, load_encoder, save
@@ -257,8 +266,8 @@ class _StageRunner:
                     data, switched = switcher.switch(english, seed=seed * 100 + index, epoch=epoch)
                     if epoch == 0:
                         stats[f"code_switch.{name}"] = {**switched, "dynamic": switcher.config.dynamic}
-                return encode([*data, *added], tokenizer, self.hp.max_seq_length, labels=heads[head].labels,
-                              doc_stride=self.hp.doc_stride)
+                return _tokenized(name, lambda: encode([*data, *added], tokenizer, self.hp.max_seq_length,
+                                                       labels=heads[head].labels, doc_stride=self.hp.doc_stride))
 
             dynamic = switcher is not None and switcher.config.dynamic
             return TrainTask(name, head, encoded(0), cap=self.config.multitask_cap,
@@ -395,6 +404,20 @@ def _strings(value: Any, out: list[str]) -> None:
     elif isinstance(value, dict):
         for v in value.values():
             _strings(v, out)
+
+
+def _tokenized(task: str, make: Callable[[], list[Feature]]) -> list[Feature]:
+    """Tokenization is decided by its input and settings alone, so its errors (a Rust panic from
+    ``tokenizers`` included, which ``except Exception`` misses) are configuration errors: a retry
+    would fail the same way."""
+    try:
+        return make()
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ConfigError(f"tokenizing {task}: {type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:
+        if is_rust_panic(exc):
+            raise ConfigError(f"tokenizing {task}: the tokenizer panicked (not retried): {exc}") from None
+        raise
 
 
 def _fmt(values: dict[str, float]) -> str:

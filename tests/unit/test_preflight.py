@@ -186,3 +186,19 @@ def test_a_rust_panic_from_tokenizers_is_recognised(monkeypatch: pytest.MonkeyPa
     assert not isinstance(info.value, Exception)  # so `except Exception` lets it through
     assert is_rust_panic(info.value)
     assert not is_rust_panic(ValueError("stride"))
+
+
+def test_tokenization_errors_are_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from xtrc_runtime.stage import ConfigError, _tokenized
+
+    monkeypatch.setenv("RUST_BACKTRACE", "0")
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.enable_truncation(max_length=4, stride=4)
+    with pytest.raises(ConfigError, match="tokenizing squad: the tokenizer panicked"):
+        _tokenized("squad", lambda: tok.encode("a " * 20))  # type: ignore[arg-type,return-value]
+    with pytest.raises(ConfigError, match="tokenizing squad: ValueError"):
+        _tokenized("squad", lambda: tok.enable_truncation(max_length=2, stride=4))  # type: ignore[arg-type,return-value]
