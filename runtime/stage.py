@@ -30,6 +30,7 @@ from xtrc_runtime.data import (
     TaggingExample,
     is_rust_panic,
     load,
+    parse_jsonl,
     resolve,
     same_scheme_options,
 )
@@ -209,9 +210,13 @@ class _StageRunner:
             fs, base = fsspec.core.url_to_fs(root, **self.where.storage_options)
             for path in sorted(fs.find(base)):
                 if path.endswith(".jsonl"):
-                    with fs.open(path, "rt", encoding="utf-8") as f:
-                        for line in f:
-                            _strings(json.loads(line), texts)
+                    try:  # a file this stage does not read must not fail it (the preflight checked its own)
+                        rows, _ = parse_jsonl(fs.cat_file(path), path)
+                    except DataError as exc:
+                        log.warning("tokenizer corpus: skipping %s", exc)
+                        continue
+                    for row in rows:
+                        _strings(row, texts)
         if not texts:
             raise ConfigError("builtin:tiny-xlmr builds its tokenizer from the data, but no JSONL data was "
                               "found; set data.root (e.g. to generated fixtures)")

@@ -71,3 +71,13 @@ def test_the_loop_does_not_start_a_stage_whose_data_fail(tmp_path: Path, bad_roo
     assert "data check: 1 stage(s) will not run" in result.stderr
     assert f"failed {key}" in result.stderr and "panx de test" in result.stderr
     assert not (store / ".local-runs" / f"{key}.log").exists()  # never started: no process, no GPU time
+
+
+def test_a_malformed_file_the_stage_does_not_read_does_not_fail_it(tmp_path: Path) -> None:
+    generate(str(tmp_path / "gen"), tasks=["panx"], languages=("en", "de"), sizes=Sizes(train=24, dev=4, test=4))
+    root = tmp_path / "gen" / "data"
+    (root / "xnli" / "de").mkdir(parents=True)
+    (root / "xnli" / "de" / "test.jsonl").write_bytes(b'\xef\xbb\xbf{"sentence1": "a", broken\n')
+    result, key, store = run(tmp_path, root, check="true")
+    assert result.returncode == 0, result.stderr
+    assert (store / "stages" / key / "_SUCCESS").exists()
