@@ -642,6 +642,23 @@ class _Parser(argparse.ArgumentParser):
         raise _Usage(message)
 
 
+AUGMENT_DESCRIPTION = ("Write a training set as a stage would augment it (code-switching or translate-train); "
+                       "the statistics go to stderr as one JSON line.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``xtrc-runtime augment``, in any order."""
+    parser.add_argument("--task", required=True, help="task name (the target, for translate-train)")
+    method = parser.add_mutually_exclusive_group(required=True)
+    method.add_argument("--code-switch", metavar="JSON", help="code_switch settings as in the spec")
+    method.add_argument("--translate-train", metavar="JSON", help="translate_train settings as in the spec")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epoch", type=int, default=0)
+    parser.add_argument("--data-root", help="data root holding {task}/{lang}/translate-train.jsonl")
+    parser.add_argument("input", metavar="INPUT", help="JSONL rows in the schema of the task's English training set")
+    parser.add_argument("output", metavar="OUTPUT", help="where to write the augmented examples (JSONL)")
+
+
 def main_augment(argv: Sequence[str] | None) -> int:
     """``xtrc-runtime augment --task T (--code-switch JSON | --translate-train JSON) [--seed S]
     [--epoch E] [--data-root DIR] INPUT OUTPUT``.
@@ -652,24 +669,29 @@ def main_augment(argv: Sequence[str] | None) -> int:
     translate-train: the input followed by the translated examples). The statistics go to
     stderr as one JSON line. Exit 2 with a one-line message on bad input.
     """
-    import fsspec
-    from pydantic import ValidationError
-
-    parser = _Parser(prog="xtrc-runtime augment", description="Augment a training set (code-switch, translate-train).")
-    parser.add_argument("--task", required=True, help="task name (the target, for translate-train)")
-    method = parser.add_mutually_exclusive_group(required=True)
-    method.add_argument("--code-switch", metavar="JSON", help="code_switch settings as in the spec")
-    method.add_argument("--translate-train", metavar="JSON", help="translate_train settings as in the spec")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epoch", type=int, default=0)
-    parser.add_argument("--data-root", help="data root holding {task}/{lang}/translate-train.jsonl")
-    parser.add_argument("input", metavar="INPUT")
-    parser.add_argument("output", metavar="OUTPUT")
+    parser = _Parser(prog="xtrc-runtime augment", description=AUGMENT_DESCRIPTION)
+    add_arguments(parser)
     try:
         try:
             args = parser.parse_args(list(argv) if argv is not None else None)
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
+    except _Usage as exc:
+        return _usage_error(str(exc))
+    return run_augment(args)
+
+
+def _usage_error(message: str) -> int:
+    print(f"xtrc-runtime augment: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+def run_augment(args: argparse.Namespace) -> int:
+    """Augment as ``args`` (parsed by :func:`add_arguments`) say; exit code 0 or 2."""
+    import fsspec
+    from pydantic import ValidationError
+
+    try:
         try:
             task = tasks.resolve(args.task)
         except KeyError:
@@ -717,9 +739,7 @@ def main_augment(argv: Sequence[str] | None) -> int:
             for example in result:
                 f.write(json.dumps(dataclasses.asdict(example), ensure_ascii=False) + "\n")
     except (_Usage, ValueError, DataError) as exc:
-        message = " ".join(str(exc).split())
-        print(f"xtrc-runtime augment: error: {message}", file=sys.stderr)
-        return 2
+        return _usage_error(str(exc))
     print(json.dumps(stats, sort_keys=True), file=sys.stderr)
     return 0
 

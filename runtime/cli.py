@@ -40,11 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("configs", help="JSON array of stage configs, a file holding it, or - for stdin")
     p.add_argument("--jobs", type=int, default=8, help="checks run in parallel (default 8)")
 
-    p = sub.add_parser("fixtures", help="write deterministic synthetic data for every task")
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    from xtrc_runtime import augment, fixtures
 
-    p = sub.add_parser("augment", help="write augmented training examples to a file, to look at them")
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    fixtures_parser = sub.add_parser("fixtures", help="write deterministic synthetic data for every task",
+                                     description=fixtures.DESCRIPTION)
+    fixtures.add_arguments(fixtures_parser)
+    p = sub.add_parser("augment", help="write augmented training examples to a file, to look at them",
+                       description=augment.AUGMENT_DESCRIPTION)
+    augment.add_arguments(p)
 
     args = parser.parse_args(argv)
     if args.command is None:
@@ -52,13 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     _logging(quiet_hub=args.command == "run-stage")
     if args.command == "fixtures":
-        from xtrc_runtime import fixtures
-
-        return int(fixtures.main(args.args) or 0)
+        return fixtures.run(args, fixtures_parser)
     if args.command == "augment":
-        from xtrc_runtime.augment import main_augment
-
-        return int(main_augment(args.args) or 0)
+        return augment.run_augment(args)
     if args.command == "score":
         return _score(args)
     if args.command == "check-data":
@@ -164,7 +163,10 @@ def _score(args: argparse.Namespace) -> int:
     try:
         task = tasks.resolve(args.task)
     except KeyError:
-        print(f"error: unknown task {args.task!r}", file=sys.stderr)
+        hint = tasks.suggest(args.task)
+        known = hint if hint is not None and hint in {*tasks.TASKS, *tasks.ALIASES} else None
+        print(f"error: unknown task {args.task!r}" + (f" (did you mean {known!r}?)" if known else "")
+              + "; `xtrc tasks` lists them", file=sys.stderr)
         return EXIT_CONFIG
     try:
         result: dict[str, Any] = score_files(task, args.language, args.predictions, args.gold)

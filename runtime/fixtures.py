@@ -125,6 +125,7 @@ __all__ = ["DEFAULT_LANGUAGES", "FileRecord", "Manifest", "Sizes", "generate", "
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "es", "ru", "zh")
 FORMAT = "xtrc-fixtures/1"
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
+DESCRIPTION = "Write deterministic synthetic data in every task's real schema."
 
 
 @dataclass(frozen=True)
@@ -1533,9 +1534,8 @@ def generate(
     return manifest
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xtrc_runtime.fixtures",
-                                     description="Write deterministic synthetic data for every task.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``xtrc-runtime fixtures`` (also ``python -m xtrc_runtime.fixtures``)."""
     parser.add_argument("root", help="output folder or fsspec URL")
     parser.add_argument("--tasks", nargs="+", help="tasks or groups (default: every registered task)")
     parser.add_argument("--languages", nargs="+", default=list(DEFAULT_LANGUAGES))
@@ -1545,7 +1545,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shared-fraction", type=float, default=0.35)
     parser.add_argument("--dictionary-coverage", type=float, default=0.8)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     started = time.perf_counter()
     try:
         manifest = generate(args.root, tasks=args.tasks, languages=args.languages,
@@ -1558,6 +1560,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"languages {' '.join(manifest.languages)}, seed {manifest.seed}, to {args.root} "
           f"in {time.perf_counter() - started:.2f}s")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xtrc_runtime.fixtures", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":

@@ -545,6 +545,9 @@ def test_score_cli(data_root: Path, tmp_path: Path) -> None:
     rows = _rows(gold)
     tags = {str(i): [labels[t] for t in r["ner_tags"]] for i, r in enumerate(rows)}
     assert _score(tmp_path, "panx", "de", gold, tags) == {"f1": 100.0, "precision": 100.0, "recall": 100.0}
+    # Tags given as label indices, as the hub's ner_tags are, are mapped (they crashed with a traceback).
+    indices = {str(i): list(r["ner_tags"]) for i, r in enumerate(rows)}
+    assert _score(tmp_path, "panx", "de", gold, indices) == {"f1": 100.0, "precision": 100.0, "recall": 100.0}
     all_o = {k: ["O"] * len(v) for k, v in tags.items()}
     assert _score(tmp_path, "panx", "de", gold, all_o)["f1"] == 0.0
     # Half the sentences right, half all O: precision 100, recall = entities found / all entities.
@@ -570,15 +573,24 @@ def test_score_cli(data_root: Path, tmp_path: Path) -> None:
     # Entailment: precision = share, recall 1; the other two classes score 0 (never predicted).
     assert scores["f1"] == approx(100 * (2 * share / (share + 1)) / 3)
 
-    # XQuAD: answer strings; half right, a quarter empty, a quarter missing (both score 0 but count).
+    # XQuAD: answer strings; half right, half empty (scored 0 but counted).
     gold = data_root / "xquad" / "de" / "test.jsonl"
     rows = _rows(gold)
     answers = {r["id"]: r["answers"]["text"][0] for r in rows}
     ids = sorted(answers)
     half = {k: answers[k] for k in ids[: len(ids) // 2]}
-    half.update({k: "" for k in ids[len(ids) // 2: 3 * len(ids) // 4]})  # the last quarter is missing
+    half.update({k: "" for k in ids[len(ids) // 2:]})
     expected = 100 * (len(ids) // 2) / len(ids)
     assert _score(tmp_path, "xquad", "de", gold, half) == {"exact_match": approx(expected), "f1": approx(expected)}
+    # Missing QA predictions are refused as for every other task (they used to score 0 and exit 0).
+    for k in ids[3 * len(ids) // 4:]:
+        del half[k]
+    refused = tmp_path / "xquad-missing.jsonl"
+    refused.write_text("".join(json.dumps({"id": k, "prediction": v}) + "\n" for k, v in half.items()))
+    proc = run_cli("score", "--task", "xquad", "--language", "de", str(refused), str(gold))
+    missing = len(ids) - len(half)
+    assert proc.returncode == 2 and f"{missing} of {len(ids)} gold ids have no prediction" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
 
     # MLQA: the answer language's normalisation removes German articles; SQuAD's (XQuAD's) does not.
     gold = data_root / "mlqa" / "de" / "test.jsonl"
@@ -597,3 +609,5 @@ def test_score_cli(data_root: Path, tmp_path: Path) -> None:
     # Unknown task: a configuration error.
     proc = run_cli("score", "--task", "nosuchtask", "--language", "de", str(gold), str(gold))
     assert proc.returncode == 2 and "unknown task" in proc.stderr
+    proc = run_cli("score", "--task", "xqaud", "--language", "de", str(gold), str(gold))
+    assert proc.returncode == 2 and "did you mean 'xquad'?" in proc.stderr, proc.stderr
