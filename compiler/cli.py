@@ -224,7 +224,14 @@ def load_experiment(args: argparse.Namespace) -> Experiment:
 def _build_plan(args: argparse.Namespace) -> Plan:
     from xtrc.plan import build
 
-    return build(load_experiment(args))
+    plan = build(load_experiment(args))
+    _warn_unlisted(plan)
+    return plan
+
+
+def _warn_unlisted(plan: Plan) -> None:
+    for problem in plan.unlisted:
+        print(f"warning: {problem}; stage keys are provisional (done stages may show as not done)", file=sys.stderr)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -236,7 +243,7 @@ def _validate(args: argparse.Namespace) -> int:
     for path in args.specs:
         try:
             experiment, warnings = load_with_warnings(path)
-            plan = build(experiment)
+            plan = build(experiment, fingerprint=False)
         except SpecError as exc:
             if os.environ.get("XTRC_DEBUG") == "1":
                 raise
@@ -361,6 +368,7 @@ def _run(args: argparse.Namespace) -> int:
     from xtrc.store import Store
 
     plan = _build_plan(args)
+    plan.require_fingerprints()
     exp = plan.experiment
     console = Console(stderr=True, soft_wrap=True)  # soft wrap: a reason stays on one line in logs
     store = Store(exp.storage.uri, dict(exp.storage.options))
@@ -471,6 +479,10 @@ def _apply(args: argparse.Namespace) -> int:
         raise XtrcError("--poll must be more than 0 seconds")
     exp = _kube_experiment(args)
     plan = build(exp)
+    if args.dry_run:
+        _warn_unlisted(plan)
+    else:
+        plan.require_fingerprints()
     check_store(exp.storage.uri)
     renderer = Renderer(args.charts)
     ns = exp.compute.namespace
@@ -599,6 +611,7 @@ def _orchestrate(args: argparse.Namespace) -> int:
         raise XtrcError("--poll must be more than 0 seconds")
     exp = _kube_experiment(args)
     plan = build(exp)
+    plan.require_fingerprints()
     backend = KubernetesBackend(plan, api_client(args.context), renderer=Renderer(args.charts))
     store = _kube_store(exp)
     console = Console(file=sys.stdout, soft_wrap=True, force_terminal=False, no_color=True)

@@ -7,9 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xtrc import tasks
-from xtrc.spec import AugmentationLevel, Experiment, IntermediateLevel, TrainingOverrides
+from xtrc.spec import BUILTIN_MODELS, AugmentationLevel, Experiment, IntermediateLevel, TrainingOverrides
 from xtrc.stage import Augmentation, EvalTask, Hyperparameters, StageConfig
+from xtrc import fingerprint
+from xtrc.errors import XtrcError
+from xtrc.fingerprint import Fingerprinter
 from xtrc.store import normalize_uri
+
+BUILTIN_TINY = BUILTIN_MODELS[0]
 
 _RECIPE_FIELDS = ("learning_rate", "epochs", "batch_size", "grad_accum", "max_seq_length",
                   "warmup_ratio", "weight_decay", "doc_stride")
@@ -50,6 +55,13 @@ class Plan:
     arms_by_stage: dict[str, list[str]] = field(default_factory=dict)
     naive_stage_count: int = 0
     """Stages a per-arm pipeline without sharing would run (one per arm × seed × target, plus intermediates)."""
+    unlisted: list[str] = field(default_factory=list)
+    """Data that could not be listed to fingerprint it: the keys are provisional (see xtrc.fingerprint)."""
+
+    def require_fingerprints(self) -> None:
+        """Refuse provisional keys: running under them could train a stage twice or mix data."""
+        if self.unlisted:
+            raise XtrcError("cannot run with provisional stage keys: " + "; ".join(self.unlisted))
 
     def count_by_kind(self, keys: set[str] | None = None) -> dict[str, int]:
         counts = {"intermediate": 0, "target": 0, "retrieval": 0}
@@ -76,8 +88,11 @@ def expand_arms(exp: Experiment) -> list[Arm]:
     return [Arm(name or f"{i.name}+{a.name}", i, a) for name, i, a in pairs]
 
 
-def build(exp: Experiment) -> Plan:
+def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
+    """The plan of ``exp``. ``fingerprint=False`` leaves the data out of the keys (no listing:
+    for `xtrc validate`, which shows counts only); every command that uses keys fingerprints."""
     store = normalize_uri(exp.storage.uri)
+    fingerprinter = Fingerprinter(store, dict(exp.storage.options)) if fingerprint else None
     common: dict[str, Any] = {
         "model": exp.model,
         "salt": exp.salt,
@@ -88,9 +103,12 @@ def build(exp: Experiment) -> Plan:
     plan = Plan(exp, expand_arms(exp), {}, {})
     trained = [t for t in exp.target_tasks if tasks.TASKS[t].trains]
     retrieval = [t for t in exp.target_tasks if not tasks.TASKS[t].trains]
+    base_corpus = {"tokenizer_corpus": tokenizer_corpus(exp)} if exp.model == BUILTIN_TINY else {}
     target_hparams = {t: _resolve(exp, t) for t in trained}
 
     def add(config: StageConfig, arm: Arm) -> str:
+        if fingerprinter is not None:
+            config = config.model_copy(update={"data_fingerprint": _fingerprint(fingerprinter, exp, config)})
         config = config.with_key()
         plan.stages.setdefault(config.key, config)
         users = plan.arms_by_stage.setdefault(config.key, [])
@@ -111,6 +129,7 @@ def build(exp: Experiment) -> Plan:
                 augmentation=_augmentation(arm.augmentation, "intermediate"),
                 data=_data_for(exp, level.task_names),
                 seed=seed,
+                **base_corpus,
                 **common,
             ), arm)
 
@@ -130,6 +149,7 @@ def build(exp: Experiment) -> Plan:
                 augmentation=_augmentation(arm.augmentation, "target"),
                 data=_data_for(exp, (*train_tasks, *evals)),
                 seed=seed,
+                **({} if init_from else base_corpus),
                 **common,
             ), arm)
             for task in evals:
@@ -146,9 +166,70 @@ def build(exp: Experiment) -> Plan:
                 hparams=hparams,
                 data=_data_for(exp, (task,)),
                 seed=None,  # no training: the output depends only on the checkpoint
+                **({} if init_from else base_corpus),
                 **common,
             ), arm)
+    if fingerprinter is not None:
+        plan.unlisted = list(fingerprinter.unlisted)
     return plan
+
+
+def _fingerprint(fp: Fingerprinter, exp: Experiment, stage: StageConfig) -> dict[str, str]:
+    """What ``stage`` reads, by content (see xtrc.fingerprint): its tasks' data in the languages
+    it reads them, translations, dictionaries and the model."""
+    reads: dict[str, set[str]] = {}
+    for task in stage.train_tasks:
+        reads.setdefault(task, set()).add("en")
+    for ev in stage.eval_tasks:
+        reads.setdefault(ev.task, set()).update(ev.languages)
+    for task, language, _ in stage.tokenizer_corpus:
+        reads.setdefault(task, set()).add(language)
+    out: dict[str, str] = {}
+    aug = stage.augmentation
+    if aug is not None and aug.translate_train is not None:
+        tt = aug.translate_train
+        for ev in stage.eval_tasks or ():
+            if ev.task in tt.paths:
+                out[f"translate_train.{ev.task}"] = fp.under(tt.paths[ev.task], [""], f"translate_train.paths.{ev.task}")
+            else:
+                reads.setdefault(ev.task, set()).update(tt.languages)
+                translations = tasks.TASKS[ev.task].translations
+                if exp.data.root is None and exp.data.tasks.get(ev.task) is None and translations and translations.source:
+                    out[f"translate_train.{ev.task}"] = fingerprint.hub("dataset", translations.source.dataset)
+    for task, languages in sorted(reads.items()):
+        source = exp.data.tasks.get(task)
+        if source is not None:
+            out[f"data.{task}"] = fp.under(source.path, sorted(languages), f"data.tasks.{task}.path")
+        elif exp.data.root is not None:
+            out[f"data.{task}"] = fp.under(exp.data.root, [f"{task}/{lang}" for lang in sorted(languages)], "data.root")
+        else:
+            hub_source = tasks.TASKS[task].source
+            configs = sorted({hub_source.config_for(lang) or "" for lang in languages}) if hub_source else []
+            out[f"data.{task}"] = (" ".join(fingerprint.hub("dataset", hub_source.dataset, c or None) for c in configs)
+                                   if hub_source else "no source")
+    if aug is not None and aug.code_switch is not None:
+        cs = aug.code_switch
+        out["dictionaries"] = fp.under(cs.dictionaries, [f"en-{lang}.txt" for lang in cs.languages]
+                                       if not cs.dictionaries.endswith(".txt") else [""], "code_switch.dictionaries")
+    if stage.init_from is None and stage.model != BUILTIN_TINY:
+        out["model"] = (fp.under(stage.model, [""], "model") if "://" in stage.model
+                        else fingerprint.hub("model", stage.model))
+    return out
+
+
+def tokenizer_corpus(exp: Experiment) -> tuple[tuple[str, str, str], ...]:
+    """The text the built-in model's tokenizer learns from: every English training and dev set
+    the experiment trains on, and every test set it evaluates, in the experiment's languages.
+    One corpus for the whole experiment, so every arm starts from the same base model."""
+    parts: list[tuple[str, str, str]] = []
+    training = [t for level in exp.factors.intermediate for t in level.task_names]
+    training += [t for target in exp.target_tasks if tasks.TASKS[target].trains
+                 for t in tasks.TASKS[target].training_tasks]
+    for task in dict.fromkeys(training):
+        parts += [(task, "en", "train"), (task, "en", "dev")]
+    for task in exp.target_tasks:
+        parts += [(task, language, "test") for language in _languages(exp, task)]
+    return tuple(dict.fromkeys(parts))
 
 
 def _languages(exp: Experiment, task: str) -> tuple[str, ...]:

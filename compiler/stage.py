@@ -79,13 +79,21 @@ class StageConfig(_Frozen):
     augmentation: Augmentation | None = None
     data: dict[str, DataSource] = Field(default_factory=dict, description="Data overrides per task.")
     data_root: str | None = None
+    tokenizer_corpus: tuple[tuple[str, str, str], ...] = Field(
+        (), description="builtin:tiny-xlmr from scratch: the (task, language, split) whose text trains its "
+        "tokenizer; the planner names the experiment's, so every stage starts from the same base model, as from "
+        "a pretrained one. Empty: the stage's own tasks.")
+    data_fingerprint: dict[str, str] = Field(
+        default_factory=dict, description="What the stage reads, by content: per task its files (size and "
+        "ETag/mtime, or a content hash), dictionaries, the model directory, or hub ids as configured "
+        "(xtrc.fingerprint).")
     seed: int | None = Field(None, description="None for stages whose output does not depend on a seed.")
     salt: str = ""
     runtime_major: int = RUNTIME_MAJOR
     store: str = Field("", description="Store root; not part of the key (the same stage may live anywhere).")
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("data", "storage_options")
+    @field_validator("data", "storage_options", "data_fingerprint")
     @classmethod
     def _sorted(cls, value: dict[str, Any]) -> dict[str, Any]:
         return dict(sorted(value.items()))

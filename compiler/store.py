@@ -37,6 +37,9 @@ LOG_FILE = "log.txt"
 PROGRESS_FILE = "progress.json"
 LEASE_FILE = "lease.json"
 RESULTS_DIR = "results"
+CACHE_DIR = "cache"
+"""Content-addressed artefacts shared by stages (e.g. ``cache/tokenizers/<digest>.json``): a
+name is a hash of what made it, so any copy is as good as another and none is ever stale."""
 KEY_DIGITS = "0123456789abcdef"
 """Stage keys are hex digests: listings over a big store go one first digit each, in parallel."""
 

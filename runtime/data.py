@@ -140,6 +140,19 @@ def same_scheme_options(config: StageConfig, options: dict[str, Any]) -> dict[st
     return {}
 
 
+def example_texts(example: Example) -> list[str]:
+    """The text a model reads of ``example`` (no ids, no labels): what a tokenizer is trained on."""
+    if isinstance(example, SentenceExample):
+        return [example.text_a] + ([example.text_b] if example.text_b else [])
+    if isinstance(example, ChoiceExample):
+        return [example.context, *example.choices]
+    if isinstance(example, TaggingExample):
+        return [" ".join(example.words)]
+    if isinstance(example, QAExample):
+        return [example.question, example.context]
+    return [example.source, example.target]
+
+
 def resolve(path: str) -> str:
     """A data path as fsspec can open it: ``builtin:fixtures…`` becomes generated local data."""
     from xtrc_runtime.fixtures import BUILTIN_PREFIX, resolve_builtin
@@ -282,12 +295,39 @@ def to_registry_schema(source: tasks.HFSource, row: dict[str, Any]) -> dict[str,
     return out
 
 
+SKIPPED_BY_LOADER = "skipped by the task's loader (unlabelled rows, or rows of another language)"
+
+
 def load(task: str, language: str, split: Split, where: DataLocation, limit: int | None = None) -> list[Example]:
     """Examples of ``task`` (canonical name) in ``language``, normalised; at most ``limit``."""
+    return load_counted(task, language, split, where, limit)[0]
+
+
+def load_counted(task: str, language: str, split: Split, where: DataLocation,
+                 limit: int | None = None) -> tuple[list[Example], dict[str, Any]]:
+    """:func:`load`, and what happened to the source's rows (recorded in metrics.json): ``rows``
+    in the source, ``dropped`` by reason, ``evaluated`` (used), and ``cap`` when ``limit`` left
+    examples out (``{"max_eval_examples": N, "left_out": M}``), else None."""
     rows = read_rows(task, language, split, where)
     examples = [normalize(task, language, row, i) for i, row in enumerate(rows)]
-    examples = [e for e in examples if e is not None]
-    return examples[:limit] if limit else examples
+    kept = [e for e in examples if e is not None]
+    return _capped(kept, len(rows), limit)
+
+
+def _capped(kept: list[Any], rows: int, limit: int | None) -> tuple[list[Any], dict[str, Any]]:
+    used = kept[:limit] if limit else kept
+    counts: dict[str, Any] = {
+        "rows": rows,
+        "dropped": {SKIPPED_BY_LOADER: rows - len(kept)} if rows > len(kept) else {},
+        "evaluated": len(used),
+        "cap": {"max_eval_examples": limit, "left_out": len(kept) - len(used)} if len(used) < len(kept) else None,
+    }
+    return used, counts
+
+
+def counts_of(items: list[Any], limit: int | None) -> tuple[list[Any], dict[str, Any]]:
+    """The counts of :func:`load_counted` for rows that need no normalising (retrieval queries)."""
+    return _capped(items, len(items), limit)
 
 
 def normalize(task: str, language: str, row: dict[str, Any], index: int) -> Example | None:

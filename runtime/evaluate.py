@@ -25,6 +25,8 @@ N_BEST = 20
 class Result:
     metrics: dict[str, float]
     records: list[dict[str, Any]]
+    counts: dict[str, Any] | None = None
+    """What happened to the source's rows (data.load_counted), when the caller knows."""
 
 
 @torch.no_grad()

@@ -119,11 +119,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from xtrc import tasks as registry
 from xtrc.spec import BUILTIN_FIXTURE_OPTIONS, BUILTIN_FIXTURES
+from xtrc.fingerprint import FIXTURES_GENERATOR
 
 __all__ = ["DEFAULT_LANGUAGES", "FileRecord", "Manifest", "Sizes", "generate", "main"]
 
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "es", "ru", "zh")
-FORMAT = "xtrc-fixtures/1"
+FORMAT = FIXTURES_GENERATOR  # part of the stage keys of builtin:fixtures data
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 DESCRIPTION = "Write deterministic synthetic data in every task's real schema."
 

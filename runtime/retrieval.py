@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from xtrc_runtime import metrics
-from xtrc_runtime.data import DataLocation, PairExample, load, read_rows
+from xtrc_runtime.data import DataLocation, PairExample, counts_of, load, load_counted, read_rows
 from xtrc_runtime.evaluate import Result
 from xtrc_runtime.model import TaskModel
 
@@ -50,37 +50,59 @@ def run(task: str, language: str, where: DataLocation, model: TaskModel, tokeniz
     def vectors(texts: Sequence[str]) -> torch.Tensor:
         return embed(model, tokenizer, texts, max_len=max_len, batch_size=batch_size, device=device)
 
+    # A cap (max_eval_examples) limits the queries only: the candidate pool stays whole, since a
+    # smaller pool is an easier task. BUCC scores pairs over its whole pool, so it takes no cap.
     if task == "tatoeba":
-        pairs = [e for e in load(task, language, "test", where, limit) if isinstance(e, PairExample)]
-        return tatoeba(pairs, vectors([p.source for p in pairs]), vectors([p.target for p in pairs]))
+        pairs, counts = load_counted(task, language, "test", where)
+        pairs = [e for e in pairs if isinstance(e, PairExample)]
+        queries, counts = _cap_queries(pairs, counts, limit)
+        result = tatoeba(pairs, vectors([p.source for p in pairs]), vectors([p.target for p in queries]))
+        return Result(result.metrics, result.records, counts)
     if task == "bucc":
-        test = [e for e in load(task, language, "test", where, limit) if isinstance(e, PairExample)]
+        test, counts = load_counted(task, language, "test", where)
+        test = [e for e in test if isinstance(e, PairExample)]
+        if limit and len(test) > limit:
+            counts["cap"] = {"max_eval_examples": limit, "left_out": 0,
+                             "not_applied": "BUCC's F1 is over pairs of the whole pool"}
         try:
-            dev = [e for e in load(task, language, "dev", where, limit) if isinstance(e, PairExample)]
+            dev = [e for e in load(task, language, "dev", where) if isinstance(e, PairExample)]
         except Exception:
             dev = []
         threshold = None
         if dev:
             threshold = bucc_threshold(dev, vectors([p.source for p in dev]), vectors([p.target for p in dev]))
-        return bucc(test, vectors([p.source for p in test]), vectors([p.target for p in test]), threshold)
+        result = bucc(test, vectors([p.source for p in test]), vectors([p.target for p in test]), threshold)
+        return Result(result.metrics, result.records, counts)
     if task == "mewslix":
-        mentions = read_rows(task, language, "test", where)[:limit] if limit else read_rows(task, language, "test", where)
+        mentions, counts = counts_of(read_rows(task, language, "test", where), limit)
         entities = read_rows(task, "", "test", where, name="entities")
         contexts = [_mark_mention(m) for m in mentions]
         catalogue = [f"{e['title']}. {e['description']}" for e in entities]
-        return mewslix(mentions, entities, vectors(contexts), vectors(catalogue))
+        result = mewslix(mentions, entities, vectors(contexts), vectors(catalogue))
+        return Result(result.metrics, result.records, {**counts, "pool": len(entities)})
     if task == "lareqa":
-        questions = read_rows(task, language, "test", where, name="questions")
-        if limit:
-            questions = questions[:limit]
+        questions, counts = counts_of(read_rows(task, language, "test", where, name="questions"), limit)
         pool = [c for lang in languages for c in read_rows(task, lang, "test", where, name="candidates")]
-        return lareqa(questions, pool, vectors([q["question"] for q in questions]), vectors([c["sentence"] for c in pool]))
+        result = lareqa(questions, pool, vectors([q["question"] for q in questions]),
+                        vectors([c["sentence"] for c in pool]))
+        return Result(result.metrics, result.records, {**counts, "pool": len(pool)})
     raise ValueError(f"{task!r} is not a retrieval task")
 
 
+def _cap_queries(pairs: list[PairExample], counts: dict[str, Any],
+                 limit: int | None) -> tuple[list[PairExample], dict[str, Any]]:
+    queries = pairs[:limit] if limit else pairs
+    counts = {**counts, "evaluated": len(queries), "pool": len(pairs),
+              "cap": {"max_eval_examples": limit, "left_out": len(pairs) - len(queries)}
+              if len(queries) < len(pairs) else None}
+    return queries, counts
+
+
 def tatoeba(pairs: Sequence[PairExample], source: torch.Tensor, target: torch.Tensor) -> Result:
+    """English sentence i (the first ``len(target)`` pairs: the queries) retrieves among every
+    pair's non-English sentence (``source``: the whole pool); gold is pair i."""
     predicted = (target @ source.T).argmax(-1).tolist()
-    golds = list(range(len(pairs)))
+    golds = list(range(target.shape[0]))
     records = [{"id": p.id, "prediction": pairs[i].id, "gold": p.id, "scores": {"accuracy": 100.0 * (i == g)}}
                for p, i, g in zip(pairs, predicted, golds)]
     return Result(metrics.accuracy(golds, predicted), records)

@@ -28,17 +28,19 @@ from xtrc_runtime.data import (
     DataLocation,
     Example,
     TaggingExample,
+    example_texts,
     is_rust_panic,
     load,
-    parse_jsonl,
+    load_counted,
+    read_rows,
     resolve,
     same_scheme_options,
 )
 from xtrc_runtime.evaluate import Result, evaluate, headline
 from xtrc_runtime.features import Feature, encode
 from xtrc_runtime.model import HeadSpec, TaskModel, load_encoder, save
-from xtrc_runtime.storage import StageStore, storage_options
-from xtrc_runtime.tiny import BUILTIN_TINY, build_encoder, build_tokenizer
+from xtrc_runtime.storage import StageStore, content_cached, storage_options
+from xtrc_runtime.tiny import BUILTIN_TINY, build_encoder, corpus_digest, train_tokenizer, wrap_tokenizer
 from xtrc_runtime.train import Checkpointing, Trainer, TrainTask, _autocast_dtype
 
 log = logging.getLogger("xtrc_runtime")
@@ -115,6 +117,7 @@ class _StageRunner:
         self.hp = config.hparams
         self.where = DataLocation(config.data_root, dict(config.data), same_scheme_options(config, options))
         self.autocast = _autocast_dtype(self.hp.precision, device)
+        self.tokenizer_info: dict[str, Any] = {}
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -128,6 +131,8 @@ class _StageRunner:
         encoder, tokenizer = self._base_model()
         summary: dict[str, Any] = {"key": c.key, "kind": c.kind, "status": "done", "run": _run_info(self.device),
                                    "preflight": checked}
+        if self.tokenizer_info:
+            summary["tokenizer"] = self.tokenizer_info
         if c.kind == "retrieval":
             model = TaskModel(encoder, {}).to(self.device)
             summary["tasks"] = self._evaluate_retrieval(model, tokenizer)
@@ -187,7 +192,7 @@ class _StageRunner:
             self.store.download(f"{upstream}/{MODEL_DIR}", self.tmp / "upstream")
             return load_encoder(str(self.tmp / "upstream"))
         if c.model == BUILTIN_TINY:
-            tokenizer = build_tokenizer(self._corpus())
+            tokenizer = self._tiny_tokenizer()
             return build_encoder(len(tokenizer)), tokenizer
         if "://" in c.model:
             import fsspec
@@ -197,39 +202,53 @@ class _StageRunner:
             return load_encoder(str(self.tmp / "base"))
         return load_encoder(c.model)
 
-    def _corpus(self) -> list[str]:
-        """Text the tiny model's tokenizer is trained on: every string under the data root (the
-        same root gives the same vocabulary in every stage), or the stage's own data."""
-        import fsspec
+    def _tiny_tokenizer(self) -> Any:
+        """The tiny model's tokenizer, trained on the text the config names (or the stage's own
+        tasks' text); cached by a hash of that text and the settings, so it is trained once."""
+        from tokenizers import Tokenizer
 
+        started = time.monotonic()
+        texts = self._tokenizer_texts()
+        digest = corpus_digest(texts)
+        data, origin = content_cached(f"tokenizers/{digest}.json", lambda: train_tokenizer(texts).to_str().encode(),
+                                      self.store)
+        tok = Tokenizer.from_str(data.decode())
+        self.tokenizer_info = {"digest": digest, "texts": len(set(texts)), "vocab": tok.get_vocab_size(),
+                               "from": origin, "seconds": round(time.monotonic() - started, 2)}
+        log.info("tokenizer %s: %d pieces from %d texts (%s) in %.1fs", digest, tok.get_vocab_size(),
+                 len(set(texts)), origin, self.tokenizer_info["seconds"])
+        return wrap_tokenizer(tok)
+
+    def _tokenizer_texts(self) -> list[str]:
+        c = self.config
+        parts = list(c.tokenizer_corpus) or [
+            *((t, "en", split) for t in c.train_tasks for split in ("train", "dev")),
+            *((ev.task, lang, "test") for ev in c.eval_tasks for lang in ev.languages),
+        ]
         texts: list[str] = []
-        roots = [self.where.data_root] if self.where.data_root else [s.path for s in self.where.overrides.values()]
-        for root in roots:
-            if root is None:
-                continue
-            fs, base = fsspec.core.url_to_fs(root, **self.where.storage_options)
-            for path in sorted(fs.find(base)):
-                if path.endswith(".jsonl"):
-                    try:  # a file this stage does not read must not fail it (the preflight checked its own)
-                        rows, _ = parse_jsonl(fs.cat_file(path), path)
-                    except DataError as exc:
-                        log.warning("tokenizer corpus: skipping %s", exc)
-                        continue
-                    for row in rows:
-                        _strings(row, texts)
+        for task, language, split in parts:
+            try:
+                texts += _task_texts(task, language, split, self.where)  # type: ignore[arg-type]
+            except DataError:
+                continue  # not every task has every split; preflight checks what the stage needs
         if not texts:
-            raise ConfigError("builtin:tiny-xlmr builds its tokenizer from the data, but no JSONL data was "
-                              "found; set data.root (e.g. to generated fixtures)")
+            raise ConfigError("builtin:tiny-xlmr trains its tokenizer on the stage's data, but none was found "
+                              f"({', '.join(sorted({p[0] for p in parts}))}); set data.root (e.g. to "
+                              "builtin:fixtures/data) or data.tasks.<task>.path")
         return texts
 
     def _load(self, task: str, language: str, split: str, limit: int | None) -> list[Example]:
+        return self._load_counted(task, language, split, limit)[0]
+
+    def _load_counted(self, task: str, language: str, split: str,
+                      limit: int | None) -> tuple[list[Example], dict[str, Any]]:
         try:
-            examples = load(task, language, split, self.where, limit)  # type: ignore[arg-type]
+            examples, counts = load_counted(task, language, split, self.where, limit)  # type: ignore[arg-type]
         except DataError as exc:
             raise ConfigError(str(exc)) from exc
         if not examples:
             raise ConfigError(f"no {split} examples for {task} ({language})")
-        return examples
+        return examples, counts
 
     def _heads(self, train_tasks: list[str], examples: dict[str, list[Example]]) -> dict[str, HeadSpec]:
         def spec(task: str) -> HeadSpec:
@@ -334,19 +353,21 @@ class _StageRunner:
         out: dict[str, Any] = {}
         for ev in self.config.eval_tasks:
             per_language: dict[str, dict[str, float]] = {}
+            counts: dict[str, dict[str, Any]] = {}
             for language in ev.languages:
-                examples = self._load(ev.task, language, "test", self.hp.max_eval_examples)
+                examples, counts[language] = self._load_counted(ev.task, language, "test", self.hp.max_eval_examples)
                 result = self._score(model, head, ev.task, language, examples, tokenizer, heads[head].labels)
                 self._write_predictions(ev.task, language, result)
                 per_language[language] = result.metrics
-                log.info("%s %s: %s", ev.task, language, _fmt(result.metrics))
-            out[ev.task] = _task_summary(ev.task, per_language)
+                log.info("%s %s: %s%s", ev.task, language, _fmt(result.metrics), _fmt_cap(counts[language]))
+            out[ev.task] = _task_summary(ev.task, per_language, counts)
         return out
 
     def _evaluate_retrieval(self, model: TaskModel, tokenizer: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for ev in self.config.eval_tasks:
             per_language: dict[str, dict[str, float]] = {}
+            counts: dict[str, dict[str, Any]] = {}
             for language in ev.languages:
                 try:
                     result = retrieval.run(ev.task, language, self.where, model, tokenizer,
@@ -357,8 +378,10 @@ class _StageRunner:
                     raise ConfigError(str(exc)) from exc
                 self._write_predictions(ev.task, language, result)
                 per_language[language] = result.metrics
-                log.info("%s %s: %s", ev.task, language, _fmt(result.metrics))
-            out[ev.task] = _task_summary(ev.task, per_language)
+                if result.counts is not None:
+                    counts[language] = result.counts
+                log.info("%s %s: %s%s", ev.task, language, _fmt(result.metrics), _fmt_cap(counts.get(language)))
+            out[ev.task] = _task_summary(ev.task, per_language, counts)
         return out
 
     def _write_predictions(self, task: str, language: str, result: Result) -> None:
@@ -385,7 +408,10 @@ class _ProgressWriter:
 PROGRESS_SECONDS = 5.0
 
 
-def _task_summary(task: str, per_language: dict[str, dict[str, float]]) -> dict[str, Any]:
+def _task_summary(task: str, per_language: dict[str, dict[str, float]],
+                  counts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``examples``: per language, the source's rows, those dropped and why, those evaluated,
+    and the cap (``max_eval_examples``) where it left examples out."""
     info = tasks.TASKS[task]
     # Averaged: the task's metrics present in every language (not run details such as BUCC's threshold).
     common = set.intersection(*(set(m) for m in per_language.values())) & set(info.metrics) if per_language else set()
@@ -397,18 +423,20 @@ def _task_summary(task: str, per_language: dict[str, dict[str, float]]) -> dict[
         "headline": headline(task, average),
         "headline_metric": next((m for m in info.metrics if m in average), None),
         "xtreme_score": metrics.task_score(average, info.xtreme_score) if info.xtreme_score else None,
+        "examples": counts,
     }
 
 
-def _strings(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, list):
-        for v in value:
-            _strings(v, out)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _strings(v, out)
+def _task_texts(task: str, language: str, split: str, where: DataLocation) -> list[str]:
+    """The text of one split of a task (what a model reads: no ids, no labels)."""
+    if task == "lareqa":
+        return ([r["question"] for r in read_rows(task, language, split, where, name="questions")]  # type: ignore[arg-type]
+                + [r["sentence"] for r in read_rows(task, language, split, where, name="candidates")])  # type: ignore[arg-type]
+    if task == "mewslix":
+        rows = read_rows(task, language, split, where)  # type: ignore[arg-type]
+        entities = read_rows(task, "", split, where, name="entities")  # type: ignore[arg-type]
+        return [r["context"] for r in rows] + [f"{e['title']} {e['description']}" for e in entities]
+    return [text for e in load(task, language, split, where) for text in example_texts(e)]  # type: ignore[arg-type]
 
 
 def _tokenized(task: str, make: Callable[[], list[Feature]]) -> list[Feature]:
@@ -423,6 +451,13 @@ def _tokenized(task: str, make: Callable[[], list[Feature]]) -> list[Feature]:
         if is_rust_panic(exc):
             raise ConfigError(f"tokenizing {task}: the tokenizer panicked (not retried): {exc}") from None
         raise
+
+
+def _fmt_cap(counts: dict[str, Any] | None) -> str:
+    cap = (counts or {}).get("cap")
+    if not cap or cap.get("not_applied"):
+        return ""
+    return f" (on {counts['evaluated']} of {counts['evaluated'] + cap['left_out']}: max_eval_examples)"  # type: ignore[index]
 
 
 def _fmt(values: dict[str, float]) -> str:

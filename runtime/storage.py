@@ -17,7 +17,8 @@ from typing import Any, Callable, TypeVar
 
 from xtrc.lease import Lease, LeaseHeld, LeaseLost, LeaseRecord
 from xtrc.store import (
-    CHECKPOINTS_DIR, LEASE_FILE, PROGRESS_FILE, SUCCESS, credential_options, normalize_uri, temporary_name, uri_scheme, write_atomic,
+    CACHE_DIR, CHECKPOINTS_DIR, LEASE_FILE, PROGRESS_FILE, SUCCESS, credential_options, normalize_uri, temporary_name,
+    uri_scheme, write_atomic,
 )
 
 log = logging.getLogger("xtrc_runtime")
@@ -46,6 +47,44 @@ def retry(op: Callable[[], T], what: str, attempts: int = 6, first_delay: float 
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
     raise AssertionError("unreachable")
+
+
+def content_cached(name: str, make: Callable[[], bytes], store: StageStore | None = None) -> tuple[bytes, str]:
+    """Bytes named by a hash of what makes them (``name``, e.g. ``tokenizers/<digest>.json``):
+    from the local cache, else the store's ``cache/``, else ``make()``, saved to both. Returns
+    the bytes and where they came from (``local``, ``store`` or ``made``). A cache that cannot be
+    read or written is skipped: the bytes are the same whoever makes them."""
+    import os
+    import tempfile
+
+    from xtrc.store import local_cache_dir
+
+    local = os.path.join(local_cache_dir(), *name.split("/"))
+    try:
+        with open(local, "rb") as f:
+            return f.read(), "local"
+    except OSError:
+        pass
+    data, origin = None, "made"
+    if store is not None:
+        data = store.read_shared(name)
+        origin = "store"
+    if data is None:
+        data, origin = make(), "made"
+        if store is not None:
+            try:
+                store.write_shared(name, data)
+            except Exception as exc:  # a read-only store still runs the stage
+                log.warning("could not save %s to the store's cache: %s", name, exc)
+    try:
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(local))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, local)
+    except OSError as exc:
+        log.warning("could not save %s to the local cache: %s", name, exc)
+    return data, origin
 
 
 class StageStore:
@@ -109,6 +148,25 @@ class StageStore:
             with self.fs.open(self.path(rel), "rb") as f:
                 return json.loads(f.read())
         return retry(op, f"read {rel}")
+
+    def shared_path(self, name: str) -> str:
+        """A path under the store's content-addressed ``cache/`` (beside ``stages/``)."""
+        return "/".join((self.base.rsplit("/", 2)[0], CACHE_DIR, name))
+
+    def read_shared(self, name: str) -> bytes | None:
+        path = self.shared_path(name)
+
+        def op() -> bytes | None:
+            try:
+                with self.fs.open(path, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                return None
+        return retry(op, f"read {CACHE_DIR}/{name}")
+
+    def write_shared(self, name: str, data: bytes) -> None:
+        path = self.shared_path(name)
+        retry(lambda: write_atomic(self.fs, path, data, temporary_name(path)), f"write {CACHE_DIR}/{name}")
 
     def download(self, remote_dir: str, local_dir: Path) -> None:
         """Copy a store directory (absolute store path) to a local directory."""

@@ -263,13 +263,19 @@ def test_target_only_augmentation_leaves_intermediates_alone() -> None:
             assert old == new
 
 
+def _hub_model(d: dict[str, Any]) -> None:
+    d["model"] = "FacebookAI/xlm-roberta-base"
+
+
 def test_adding_a_target_keeps_other_keys_unless_it_merges() -> None:
-    before = _plan("smoke")
-    with_pawsx = build(_variant("smoke", lambda d: d["targets"].append("pawsx")))
+    # A pretrained model's stages do not depend on the other targets (the built-in model's do:
+    # its tokenizer learns from the experiment's text, see the next test).
+    before = build(_variant("smoke", _hub_model))
+    with_pawsx = build(_variant("smoke", lambda d: (_hub_model(d), d["targets"].append("pawsx"))))
     assert set(before.stages) < set(with_pawsx.stages)
     assert len(with_pawsx.stages) == len(before.stages) + len(before.arms) * len(before.experiment.seeds)
 
-    with_mlqa = build(_variant("smoke", lambda d: d["targets"].append("mlqa")))
+    with_mlqa = build(_variant("smoke", lambda d: (_hub_model(d), d["targets"].append("mlqa"))))
     assert len(with_mlqa.stages) == len(before.stages)
     for arm, seed in itertools.product(before.arms, before.experiment.seeds):
         cell = (arm.name, seed)
@@ -279,6 +285,25 @@ def test_adding_a_target_keeps_other_keys_unless_it_merges() -> None:
         for task in ("xnli", "panx", "tatoeba"):
             assert with_mlqa.cells[(*cell, task)] == before.cells[(*cell, task)]
     assert _keys(with_mlqa, "intermediate") == _keys(before, "intermediate")
+
+
+def test_builtin_model_stages_share_one_tokenizer_corpus() -> None:
+    """Every stage that starts from the built-in model trains its tokenizer on the same text (the
+    experiment's tasks and languages), so every arm starts from the same base model; stages that
+    start from a checkpoint take its tokenizer and name no corpus."""
+    plan = _plan("smoke")
+    base = [s for s in plan.stages.values() if s.init_from is None]
+    corpora = {s.tokenizer_corpus for s in base}
+    assert len(corpora) == 1
+    corpus = corpora.pop()
+    assert ("mnli", "en", "train") in corpus and ("squad", "en", "train") in corpus
+    assert ("xnli", "ru", "test") in corpus and ("tatoeba", "de", "test") in corpus
+    assert all(task in {"mnli", "squad", "panx", "xnli", "xquad", "tatoeba"} for task, _, _ in corpus)
+    assert all(s.tokenizer_corpus == () for s in plan.stages.values() if s.init_from is not None)
+    with_pawsx = build(_variant("smoke", lambda d: d["targets"].append("pawsx")))
+    assert ("pawsx", "de", "test") in next(iter(with_pawsx.stages.values())).tokenizer_corpus
+    hub = build(_variant("smoke", _hub_model))
+    assert all(s.tokenizer_corpus == () for s in hub.stages.values())
 
 
 def test_identical_stages_in_different_experiments_share_keys() -> None:

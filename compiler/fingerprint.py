@@ -1,0 +1,132 @@
+"""Fingerprints of the data, dictionaries and model a stage reads: part of its key.
+
+A stage's output depends on the bytes it reads, not only on their names, so its key includes:
+
+* files (under ``data.root``, a ``data.tasks.<task>.path``, the code-switching dictionaries, an
+  fsspec model directory): per file its path, its size and its ETag (object stores) or mtime;
+  small files (at most ``HASH_BELOW`` bytes) by a hash of their content instead, so a copy of
+  the same data keeps its keys. Only the files under the folders the stage reads count:
+  ``{root}/{task}/{language}/`` for each task and language it reads, and files directly under
+  ``{root}/{task}/`` (catalogues such as Mewsli-X's entities);
+* generated data (``builtin:fixtures…``): the generator's version; its options are in the URI,
+  which the key holds already;
+* Hugging Face hub ids (datasets and models): the id, config and revision as configured. The
+  planner does not ask the hub (it runs offline), so ``main`` stays ``main``: a new upload
+  under the same revision is not seen. Pin a revision-qualified mirror under ``data.root`` to
+  make that exact.
+
+Each root is listed once per plan (one ``find`` with details), whatever the number of stages.
+A root that cannot be listed (no credentials, offline) is fingerprinted by its path alone and
+named in ``Fingerprinter.unlisted``: such keys are provisional, so commands that run stages
+refuse them, and the others warn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from xtrc.errors import XtrcError
+
+HASH_BELOW = 256 * 1024
+"""Files at most this big are fingerprinted by content, bigger ones by size and ETag/mtime."""
+FIXTURES_GENERATOR = "xtrc-fixtures/1"
+"""The generator version of ``builtin:fixtures`` data (bump when it writes different rows)."""
+BUILTIN_PREFIX = "builtin:"
+
+
+@dataclass
+class Fingerprinter:
+    """Fingerprints for one plan: each root is listed once and remembered."""
+
+    store: str = ""
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    """Options of the store; they apply to roots on the same kind of store only."""
+    unlisted: list[str] = field(default_factory=list)
+    """Roots that could not be listed (their fingerprint is then the path alone: provisional keys)."""
+    _listings: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    _digests: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
+
+    def files(self, root: str, what: str) -> dict[str, str] | None:
+        """Relative path → identity of every file under ``root`` (listed once); None when the
+        root cannot be listed (recorded in ``unlisted``)."""
+        root = root.rstrip("/")
+        if root not in self._listings:
+            try:
+                self._listings[root] = self._list(root, what)
+            except XtrcError as exc:
+                self._listings[root] = None
+                self.unlisted.append(str(exc))
+        return self._listings[root]
+
+    def _list(self, root: str, what: str) -> dict[str, str]:
+        import fsspec
+
+        same_kind = "://" in root and root.split("://", 1)[0] == self.store.split("://", 1)[0]
+        try:
+            fs, base = fsspec.core.url_to_fs(root, **(self.storage_options if same_kind else {}))
+            found = fs.find(base, detail=True)
+            if not found and fs.isfile(base):
+                found = {base: fs.info(base)}
+        except Exception as exc:  # every backend has its own errors; all mean "cannot read it"
+            raise XtrcError(f"{what}: cannot list {root!r} to fingerprint the data ({type(exc).__name__}: {exc}); "
+                            "check the path and its credentials") from None
+        if not found:
+            raise XtrcError(f"{what}: {root!r} holds no files; check the path")
+        base = base.rstrip("/")
+        out: dict[str, str] = {}
+        for path, info in sorted(found.items()):
+            if info.get("type", "file") != "file":
+                continue
+            rel = path[len(base) + 1:] if path.startswith(base + "/") else path.rsplit("/", 1)[-1]
+            out[rel] = _identity(fs, path, info)
+        return out
+
+    def under(self, root: str, prefixes: list[str], what: str) -> str:
+        """The fingerprint of the files of ``root`` under any of ``prefixes`` ('' = all)."""
+        if root.startswith(BUILTIN_PREFIX):
+            return f"generated {FIXTURES_GENERATOR}" if root.startswith("builtin:fixtures") else root
+        memo = (root.rstrip("/"), tuple(sorted(set(prefixes))))
+        if memo not in self._digests:
+            files = self.files(root, what)
+            if files is None:
+                self._digests[memo] = f"not listed: {root}"
+                return self._digests[memo]
+            chosen = sorted((rel, ident) for rel, ident in files.items() if _selected(rel, prefixes))
+            h = hashlib.sha256()
+            for rel, ident in chosen:
+                h.update(f"{rel}\0{ident}\n".encode())
+            self._digests[memo] = f"{len(chosen)} files sha256:{h.hexdigest()[:24]}"
+        return self._digests[memo]
+
+
+def _selected(rel: str, prefixes: list[str]) -> bool:
+    for prefix in prefixes:
+        if not prefix or rel == prefix or rel.startswith(prefix + "/"):
+            return True
+        # a task-wide file directly in the task's folder (e.g. mewslix/entities.jsonl)
+        task = prefix.split("/", 1)[0]
+        if "/" in prefix and rel.startswith(task + "/") and "/" not in rel[len(task) + 1:]:
+            return True
+    return False
+
+
+def _identity(fs: Any, path: str, info: dict[str, Any]) -> str:
+    size = int(info.get("size") or 0)
+    if size <= HASH_BELOW:
+        try:
+            with fs.open(path, "rb") as f:
+                return f"{size}:sha256:{hashlib.sha256(f.read()).hexdigest()[:24]}"
+        except OSError:
+            pass
+    etag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("content_md5")
+    if etag:
+        return f"{size}:etag:{str(etag).strip(chr(34))}"
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    return f"{size}:mtime:{mtime}"
+
+
+def hub(kind: str, name: str, config: str | None = None, revision: str = "main") -> str:
+    """A hub id as configured (not resolved: the planner runs offline)."""
+    return f"hub {kind} {name}{'/' + config if config else ''}@{revision} (not resolved)"
