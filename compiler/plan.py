@@ -214,7 +214,7 @@ def _fingerprint(fp: Fingerprinter, exp: Experiment, stage: StageConfig) -> dict
     if stage.init_from is None and stage.model != BUILTIN_TINY:
         out["model"] = (fp.under(stage.model, [""], "model") if "://" in stage.model
                         else fingerprint.hub("model", stage.model))
-    return out
+    return dict(sorted(out.items()))  # as StageConfig sorts it when it is read back (model_copy does not)
 
 
 def tokenizer_corpus(exp: Experiment) -> tuple[tuple[str, str, str], ...]:

@@ -226,15 +226,16 @@ class _StageRunner:
             *((ev.task, lang, "test") for ev in c.eval_tasks for lang in ev.languages),
         ]
         texts: list[str] = []
+        missing: list[str] = []
         for task, language, split in parts:
             try:
                 texts += _task_texts(task, language, split, self.where)  # type: ignore[arg-type]
-            except DataError:
-                continue  # not every task has every split; preflight checks what the stage needs
+            except DataError as exc:
+                missing.append(f"{task}: {exc}")  # not every task has every split; preflight checks the rest
         if not texts:
-            raise ConfigError("builtin:tiny-xlmr trains its tokenizer on the stage's data, but none was found "
-                              f"({', '.join(sorted({p[0] for p in parts}))}); set data.root (e.g. to "
-                              "builtin:fixtures/data) or data.tasks.<task>.path")
+            raise ConfigError("builtin:tiny-xlmr trains its tokenizer on the stage's data, but none was found ("
+                              + "; ".join(missing[:3]) + "); set data.root (e.g. to builtin:fixtures/data) or "
+                              "data.tasks.<task>.path")
         return texts
 
     def _load(self, task: str, language: str, split: str, limit: int | None) -> list[Example]:

@@ -28,6 +28,32 @@ def attempts(log: Path) -> int:
     return log.read_text().count("=== attempt") if log.exists() else 0
 
 
+def _classes(prediction: object) -> list[str]:
+    """The predicted classes of one record: a label, each tag of a sentence, an answer, an id."""
+    if isinstance(prediction, list):
+        return [json.dumps(p) for p in prediction] if prediction and not isinstance(prediction[0], str) \
+            else [str(p) for p in prediction]
+    return [json.dumps(prediction)]
+
+
+def assert_no_constant_predictor(store: Path, plan) -> None:
+    """Every smoke cell learned: in each stage's stored predictions of each task, on English and
+    over all its languages, the model predicts more than one class (a collapsed XNLI stage
+    predicted one label for every pair; a collapsed tagger predicts O everywhere)."""
+    for key, stage in plan.stages.items():
+        for ev in stage.eval_tasks:
+            pooled: set[str] = set()
+            for language in ev.languages:
+                path = store / "stages" / key / "predictions" / ev.task / f"{language}.jsonl"
+                records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+                assert records, path
+                seen = {c for r in records for c in _classes(r["prediction"])}
+                if language == "en":
+                    assert len(seen) > 1, f"{ev.task} stage {key} ({stage.kind}) predicts only {seen} on English"
+                pooled |= seen
+            assert len(pooled) > 1, f"{ev.task} stage {key} predicts only {pooled}"
+
+
 def test_smoke_experiment_runs_reports_and_resumes(tmp_path: Path) -> None:
     store_uri = str(tmp_path / "store")
     plan = build(load(SMOKE))
@@ -50,6 +76,7 @@ def test_smoke_experiment_runs_reports_and_resumes(tmp_path: Path) -> None:
         assert isinstance(cell["mean"], float) and 0.0 <= cell["mean"] <= 100.0, cell
         assert cell["n_seeds"] == len(plan.experiment.seeds) or cell["kind"] != "task"
     assert data["comparisons"], "the 2x2 design must answer the research question"
+    assert_no_constant_predictor(tmp_path / "store", plan)
 
     logs = state_dir_for(store.uri)
     second = xtrc("run", str(SMOKE), "--store", store_uri)

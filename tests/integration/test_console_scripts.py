@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,8 +78,7 @@ def test_fixtures_takes_options_in_any_order(tmp_path: Path) -> None:
 
 def test_the_readmes_augment_example_works_as_written(tmp_path: Path) -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    example = next(line.strip().strip("`") for line in readme.splitlines()
-                   if line.strip().startswith("`xtrc-runtime augment --task panx --code-switch"))
+    example = re.search(r"`(xtrc-runtime augment --task panx --code-switch [^`]*)`", readme).group(1)  # type: ignore[union-attr]
     made = script("xtrc-runtime", "fixtures", str(tmp_path / "fx"), "--tasks", "panx", "--languages", "en", "de",
                   "--train", "20", "--dev", "5", "--test", "5")
     assert made.returncode == 0, made.stderr

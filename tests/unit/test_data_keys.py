@@ -84,6 +84,19 @@ def test_keys_change_with_the_files_a_stage_reads_and_only_those(root: Path, tmp
         assert (switched.cells[cell] != key) == cell[0].endswith("+cs"), cell
 
 
+def test_every_stage_config_reads_back_to_its_key(root: Path, tmp_path: Path) -> None:
+    """What a Job carries (the config JSON) must hash to the key the planner gave it."""
+    from xtrc.stage import StageConfig, compute_key
+
+    doc = _spec(root, tmp_path)
+    doc["factors"]["augmentation"].append(
+        {"name": "tt", "translate_train": {"languages": ["de"], "paths": {"xnli": str(root / "data" / "mnli"), "panx": str(root / "data" / "panx")}}})
+    plan = _plan(doc)
+    assert any("translate_train.xnli" in s.data_fingerprint for s in plan.stages.values())
+    for key, stage in plan.stages.items():
+        assert compute_key(StageConfig.model_validate_json(stage.to_json()).key_payload()) == key
+
+
 def test_plan_says_not_done_after_the_data_changed(root: Path, tmp_path: Path) -> None:
     """The installed `xtrc plan`: every stage marked done, then a training file changes."""
     store = tmp_path / "store"
