@@ -65,7 +65,8 @@ def _data_path(value: str) -> str:
     path, _, query = value.partition("?")
     known = [BUILTIN_FIXTURES, *(f"{BUILTIN_FIXTURES}/{d}" for d in BUILTIN_FIXTURE_DIRS)]
     rest = path[len(BUILTIN_FIXTURES):] if path.startswith(BUILTIN_FIXTURES) else None
-    if rest is None or (rest and (not rest.startswith("/") or rest.strip("/").split("/")[0] not in BUILTIN_FIXTURE_DIRS)):
+    folder = rest.strip("/").split("/")[0] if rest else ""
+    if rest is None or (rest and (not rest.startswith("/") or folder not in BUILTIN_FIXTURE_DIRS)):
         head = "/".join(path.split("/")[:2])
         raise PydanticCustomError("builtin_data", "no built-in data '{value}'{hint}",
                                   {"value": path, "hint": _did_you_mean(head, known)})

@@ -100,7 +100,8 @@ def _index(row: dict[str, Any], name: str, count: int, *, offset: int = 0) -> li
     return []
 
 
-def _label(row: dict[str, Any], name: str, labels: tuple[str, ...], aliases: dict[str, str] | None = None) -> list[Problem]:
+def _label(row: dict[str, Any], name: str, labels: tuple[str, ...],
+           aliases: dict[str, str] | None = None) -> list[Problem]:
     if name not in row:
         return [(name, "missing; add the label")]
     value = row[name]
@@ -239,7 +240,10 @@ def check_table(need: Need, table: Table) -> Check:
     result = Check(need, origin=table.origin, rows=len(table.rows))
     own_schema = need.task in ("mewslix", "lareqa")
     for i, row in enumerate(table.rows):
-        skip, problems = (None, _file_problems(need, row)) if own_schema else row_problems(need.task, need.language, row)
+        if own_schema:
+            skip, problems = None, _file_problems(need, row)
+        else:
+            skip, problems = row_problems(need.task, need.language, row)
         if skip is not None:
             result.skipped[skip] = result.skipped.get(skip, 0) + 1
         for name, what in problems:
@@ -417,8 +421,8 @@ def _check_file(need: Need, where: DataLocation, cache: str) -> Check:
         return Check(need, error=f"missing: no {need.name or need.split} data for language {need.language!r}: "
                                  f"looked for {' or '.join(candidates)}")
     info = fs.info(path)
-    identity = json.dumps([path, info.get("size"), str(info.get("ETag") or info.get("mtime") or info.get("LastModified")),
-                           need.to_json()], sort_keys=True, default=str)
+    version = info.get("ETag") or info.get("mtime") or info.get("LastModified")
+    identity = json.dumps([path, info.get("size"), str(version), need.to_json()], sort_keys=True, default=str)
     cached = _remember(cache, "file:" + identity)
     if cached is not None:
         return cached
