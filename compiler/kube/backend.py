@@ -123,7 +123,7 @@ class KubernetesBackend:
             self._refresh(key)
         out = dict(self._statuses)
         for key, since in self._pending.items():
-            if key not in out or self._job_of.get(key) == self._redone.get(key):  # not seen, or the old Job
+            if key not in out or key in self._redone and self._job_of.get(key) == self._redone[key]:  # unseen/old
                 out[key] = BackendStatus("running", "pending", 1, since)
         return out
 
