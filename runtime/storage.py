@@ -239,7 +239,17 @@ class StageStore:
         latest = self.read_json(f"{CHECKPOINTS_DIR}/{LATEST}")
         if local_dir.exists():
             shutil.rmtree(local_dir)
-        self.download(self.path(CHECKPOINTS_DIR, latest["name"]), local_dir)
+        try:
+            self.download(self.path(CHECKPOINTS_DIR, latest["name"]), local_dir)
+        except FileNotFoundError:
+            # Named but gone (removed by hand, or by a writer of another era): resuming from it can
+            # never succeed, so a retry would fail the same way. Training again from the start
+            # gives the same result (training is deterministic per seed).
+            log.warning("checkpoint %s named by %s/%s is missing; training from the start", latest["name"],
+                        CHECKPOINTS_DIR, LATEST)
+            if local_dir.exists():
+                shutil.rmtree(local_dir)
+            return None
         return int(latest["step"])
 
     def _prune(self, keep: int, current: str) -> None:

@@ -110,6 +110,7 @@ class Trainer:
                  group_by_length: bool | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None):
         self.model = model
         self.on_progress = on_progress  # called after every optimizer step (it throttles itself)
+        self._steps_before = 0
         self.hp = hp
         self.seed = seed
         self.device = device
@@ -130,12 +131,14 @@ class Trainer:
             pos, optimizer, scheduler = self._restore(resume_dir, phases)
         last_save = time.monotonic()
         started = time.monotonic()
+        self._steps_before = pos.step  # resumed: the rate counts only this run's steps
         for phase_index in range(pos.phase, len(phases)):
             phase = phases[phase_index]
             total = self._total_steps(phase)
             if optimizer is None or pos.phase != phase_index:
                 # A new phase selects its own best model on its own task's dev set.
                 pos = Position(phase=phase_index, global_step=pos.global_step, history=pos.history)
+                started, self._steps_before = time.monotonic(), 0  # each phase's ETA from its own rate
                 self.best_state = None
                 optimizer, scheduler = self._optimizer(total)
             self.model.train()
@@ -277,7 +280,8 @@ class Trainer:
 
     def _progress(self, pos: Position, total: int, loss: float, started: float, phases: int) -> None:
         elapsed = time.monotonic() - started
-        remaining = (total - pos.step) * (elapsed / max(1, pos.step))
+        done_here = pos.step - self._steps_before if pos.step > self._steps_before else pos.step
+        remaining = (total - pos.step) * (elapsed / max(1, done_here))
         if self.on_progress is not None:
             self.on_progress({"phase": pos.phase + 1, "phases": phases, "step": pos.step, "total": total,
                               "eta_seconds": round(remaining, 1), "loss": round(loss, 4)})

@@ -41,18 +41,27 @@ def start(*args: str, **extra: str) -> subprocess.Popen[str]:
                             env=env(**extra))
 
 
-def running_stages(state: Path) -> set[str]:
-    """Stages with a live process recorded in the local state directory."""
-    out = set()
+def running_stages(state: Path) -> dict[str, int]:
+    """Stages with a live process recorded in the local state directory → their pids."""
+    out = {}
     for path in state.glob("*.json"):
         if (state / f"{path.stem}.exit").exists():
             continue
         try:
-            os.kill(json.loads(path.read_text())["pid"], 0)
+            pid = json.loads(path.read_text())["pid"]
+            os.kill(pid, 0)
         except (ProcessLookupError, ValueError, OSError):
             continue
-        out.add(path.stem)
+        out[path.stem] = pid
     return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_for(condition, timeout: float = 120, what: str = "") -> None:  # type: ignore[no-untyped-def]
@@ -67,13 +76,17 @@ def test_restarting_the_loop_twice_while_stages_run_trains_no_stage_twice(tmp_pa
     plan = build(load_text(spec.read_text()))
     store = Store(str(tmp_path / "store"))
     state = state_dir_for(store.uri)
-    for _ in range(2):  # kill the loop twice while its stages run on
-        loop = start("run", str(spec))
-        wait_for(lambda: running_stages(state), what="a running stage")
-        time.sleep(2.0)  # the loop has adopted (or started) its stages
-        os.kill(loop.pid, signal.SIGKILL)
-        loop.communicate()
-        assert running_stages(state), "the stages should outlive the loop"
+    first = start("run", str(spec))
+    wait_for(lambda: running_stages(state), what="a running stage")
+    time.sleep(1.0)
+    pids = running_stages(state)
+    os.kill(first.pid, signal.SIGKILL)  # the loop dies; its stage processes run on
+    first.communicate()
+    second = start("run", str(spec))  # adopts them ...
+    time.sleep(4.0)
+    os.kill(second.pid, signal.SIGKILL)  # ... and dies too, while they still run
+    second.communicate()
+    assert any(alive(pid) for pid in pids.values()), "the stages should outlive both loops"
     last = xtrc("run", str(spec))
     assert last.returncode == 0, last.stderr
     assert store.done_keys() >= set(plan.stages)

@@ -57,9 +57,9 @@ def test_the_loop_rides_out_a_store_restart_and_no_stage_trains_twice(s3_server:
     env = {**os.environ, "XTRC_CACHE": str(tmp_path / "cache")}
     loop = subprocess.Popen([XTRC, "run", str(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
-    leases = [f"{s3_bucket.bucket}/{s3_bucket.prefix}/stages/{key}/lease.json" for key in plan.stages]
+    started = [f"{s3_bucket.bucket}/{s3_bucket.prefix}/stages/{key}/stage.json" for key in plan.stages]
     deadline = time.time() + 300
-    while not any(fs.exists(path) for path in leases):  # a stage is training
+    while not any(fs.exists(path) for path in started):  # a stage has begun
         assert loop.poll() is None and time.time() < deadline, loop.communicate()
         time.sleep(0.3)
     s3_server.restart(downtime_s=6.0)
