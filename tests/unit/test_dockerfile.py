@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -43,3 +45,54 @@ def test_image_environment_matches_the_pods() -> None:
     env = dict(re.findall(r"^(?:ENV )?\s*([A-Z_]+)=(\S+?)\s*(?:\\)?$", text, flags=re.MULTILINE))
     for name, value in POD_ENV.items():
         assert env.get(name) == value, name
+
+
+def _copied_paths() -> list[str]:
+    """What the Dockerfile's runtime stage COPYs from the build context (sources of `COPY a b ./`)."""
+    paths = []
+    for line in DOCKERFILE.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            paths += words[1:-1]
+    return paths
+
+
+@pytest.mark.integration
+def test_the_images_install_of_xtrc_holds_every_module(tmp_path: Path) -> None:
+    """Install xtrc from exactly the files the Dockerfile copies, as it does (`pip install --no-deps .`, not
+    editable), and import every module of compiler/ and runtime/ from that install."""
+    repo = DOCKERFILE.parent
+    context = tmp_path / "context"
+    copied = _copied_paths()
+    assert {"pyproject.toml", "compiler", "runtime", "charts"} <= set(copied)
+    for rel in copied:
+        source = repo / rel
+        if source.is_dir():
+            shutil.copytree(source, context / rel, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            context.mkdir(exist_ok=True)
+            shutil.copy2(source, context / rel)
+    site = tmp_path / "site"
+    # As the image does: build isolation fetches pyproject's build requirements from the package index.
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
+                              "--target", str(site), str(context)],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stdout + install.stderr
+    modules = sorted(
+        ".".join((package, *path.relative_to(repo / folder).with_suffix("").parts)).removesuffix(".__init__")
+        for folder, package in (("compiler", "xtrc"), ("runtime", "xtrc_runtime"))
+        for path in (repo / folder).rglob("*.py"))
+    check = ("import importlib, json, sys\nfrom importlib import resources\nsite = sys.argv[1]\nbad = {}\n"
+             "for name in sys.argv[2:]:\n"
+             "    try:\n        module = importlib.import_module(name)\n"
+             "        if not module.__file__.startswith(site): bad[name] = 'imported from ' + module.__file__\n"
+             "    except Exception as exc:\n        bad[name] = f'{type(exc).__name__}: {exc}'\n"
+             "charts = sorted(p.name for p in resources.files('xtrc.charts').iterdir() if p.name.endswith('.j2'))\n"
+             "print(json.dumps({'bad': bad, 'charts': charts}))")
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", check, str(site), *modules], capture_output=True, text=True,
+                            timeout=600, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["bad"] == {}
+    assert out["charts"] == sorted(p.name for p in (repo / "charts").glob("*.j2"))
