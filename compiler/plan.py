@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from xtrc import tasks
+from xtrc import protocol, tasks
 from xtrc.spec import BUILTIN_MODELS, AugmentationLevel, Experiment, IntermediateLevel, TrainingOverrides
 from xtrc.stage import Augmentation, EvalTask, Hyperparameters, StageConfig
 from xtrc import fingerprint
@@ -17,7 +17,7 @@ from xtrc.store import normalize_uri
 BUILTIN_TINY = BUILTIN_MODELS[0]
 
 _RECIPE_FIELDS = ("learning_rate", "epochs", "batch_size", "grad_accum", "max_seq_length",
-                  "warmup_ratio", "weight_decay", "doc_stride")
+                  "warmup_ratio", "weight_decay", "doc_stride", "max_query_length")
 _RETRIEVAL_FIELDS = ("max_seq_length", "max_eval_examples", "precision", "batch_size")
 RETRIEVAL_MAX_SEQ_LENGTH = 512  # XTREME's retrieval scripts and jiant both embed up to 512 subwords
 
@@ -101,10 +101,15 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
         "storage_options": dict(exp.storage.options),
     }
     plan = Plan(exp, expand_arms(exp), {}, {})
-    trained = [t for t in exp.target_tasks if tasks.TASKS[t].trains]
-    retrieval = [t for t in exp.target_tasks if not tasks.TASKS[t].trains]
+    proto = protocol.PROTOCOLS[exp.benchmark]
+    trained = [t for t in exp.target_tasks if proto[t].stage == "target"]
+    retrieval = [t for t in exp.target_tasks if proto[t].stage == "retrieval"]
     base_corpus = {"tokenizer_corpus": tokenizer_corpus(exp)} if exp.model == BUILTIN_TINY else {}
     target_hparams = {t: _resolve(exp, t) for t in trained}
+    # Retrieval targets scored from "the SQuAD model" start from the arm's SQuAD target stage:
+    # the XQuAD/MLQA stage when it is planned with these settings, else a stage of its own.
+    needs_squad = any(proto[t].init == "squad" for t in retrieval)
+    squad_hparams = _resolve(exp, "xquad")
 
     def add(config: StageConfig, arm: Arm) -> str:
         if fingerprinter is not None:
@@ -133,27 +138,56 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
                 **common,
             ), arm)
 
-        # Targets trained on the same English data with the same settings share one stage
-        # (XQuAD and MLQA both train on SQuAD v1.1): train once, evaluate every such target.
-        groups: dict[tuple[tuple[str, ...], Hyperparameters], list[str]] = {}
+        # Targets trained on the same English data with the same settings, objective and
+        # augmentation share one stage (XQuAD and MLQA both train on SQuAD v1.1): train once,
+        # evaluate every such target. LAReQA also trains on SQuAD, but as a dual encoder.
+        squad_aug = _augmentation(arm.augmentation, "target", proto["xquad"].augment)
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        augmentations: dict[str, Augmentation | None] = {}
         for task in trained:
-            groups.setdefault((tasks.TASKS[task].training_tasks, target_hparams[task]), []).append(task)
-        for (train_tasks, hparams), evals in groups.items():
+            p = proto[task]
+            aug = _augmentation(arm.augmentation, "target", p.augment)
+            aug_id = aug.model_dump_json() if aug else ""
+            augmentations[aug_id] = aug
+            groups.setdefault((p.train_on, target_hparams[task], p.objective, aug_id), []).append(task)
+        squad_key = None
+        for (train_tasks, hparams, objective, aug_id), evals in groups.items():
+            aug = augmentations[aug_id]
             plan.naive_stage_count += len(evals)
+            feeds = (needs_squad and squad_key is None and objective == "task" and train_tasks == (protocol.SQUAD_TASK,)
+                     and hparams == squad_hparams and aug == squad_aug)
             key = add(StageConfig(
                 kind="target",
                 init_from=init_from,
                 train_tasks=train_tasks,
                 eval_tasks=tuple(EvalTask(task=t, languages=_languages(exp, t)) for t in evals),
                 hparams=hparams,
-                augmentation=_augmentation(arm.augmentation, "target"),
+                save_model=feeds,
+                augmentation=aug,
                 data=_data_for(exp, (*train_tasks, *evals)),
                 seed=seed,
                 **({} if init_from else base_corpus),
                 **common,
             ), arm)
+            if feeds:
+                squad_key = key
             for task in evals:
                 plan.cells[(arm.name, seed, task)] = key
+        if needs_squad and squad_key is None:
+            # No planned XQuAD/MLQA stage to reuse. Translate-train data is registered per target
+            # task, so this stage takes the arm's code-switching only.
+            plan.naive_stage_count += 1
+            squad_key = add(StageConfig(
+                kind="target",
+                init_from=init_from,
+                train_tasks=(protocol.SQUAD_TASK,),
+                hparams=squad_hparams,
+                save_model=True,
+                augmentation=_augmentation(arm.augmentation, "target", frozenset({"code_switch"})),
+                data=_data_for(exp, (protocol.SQUAD_TASK,)),
+                seed=seed,
+                **common,
+            ), arm)
 
         for task in retrieval:
             plan.naive_stage_count += 1
@@ -161,7 +195,7 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
             hparams = Hyperparameters(**{f: getattr(full, f) for f in _RETRIEVAL_FIELDS})
             plan.cells[(arm.name, seed, task)] = add(StageConfig(
                 kind="retrieval",
-                init_from=init_from,
+                init_from=squad_key if proto[task].init == "squad" else init_from,
                 eval_tasks=(EvalTask(task=task, languages=_languages(exp, task)),),
                 hparams=hparams,
                 data=_data_for(exp, (task,)),
@@ -238,10 +272,16 @@ def _languages(exp: Experiment, task: str) -> tuple[str, ...]:
     return tuple(lang for lang in all_languages if chosen is None or lang in chosen)
 
 
-def _augmentation(level: AugmentationLevel, kind: str) -> Augmentation | None:
+def _augmentation(level: AugmentationLevel, kind: str, methods: frozenset[str] | None = None) -> Augmentation | None:
+    """The level's augmentation for a stage of ``kind``, limited to ``methods`` (the protocol's
+    methods for the target) when given."""
     if not level.applies_to(kind):
         return None
-    return Augmentation(level=level.name, code_switch=level.code_switch, translate_train=level.translate_train)
+    code_switch = level.code_switch if methods is None or "code_switch" in methods else None
+    translate_train = level.translate_train if methods is None or "translate_train" in methods else None
+    if code_switch is None and translate_train is None:
+        return None
+    return Augmentation(level=level.name, code_switch=code_switch, translate_train=translate_train)
 
 
 def _data_for(exp: Experiment, names: Any) -> dict:
@@ -270,29 +310,35 @@ def _recipe(task: str) -> dict[str, Any]:
 
 
 def _resolve(exp: Experiment, task: str) -> Hyperparameters:
-    """base < recipe[task] < training.defaults < training.tasks[task]."""
+    """base < recipe[task] and the protocol's selection < training.defaults < training.tasks[task]."""
     recipe = _recipe(task) if exp.training.recipe == "xtreme" else {}
-    if not tasks.TASKS[task].trains:
+    target = protocol.PROTOCOLS[exp.benchmark].get(task)
+    if target is not None and target.stage == "retrieval":
         recipe = {"max_seq_length": RETRIEVAL_MAX_SEQ_LENGTH}
+    elif target is not None:
+        recipe = {**recipe, "selection": target.selection}
     return Hyperparameters(**_overrides(recipe, exp.training.defaults, exp.training.tasks.get(task)))
 
 
+# Several intermediate tasks in one stage: a setting the tasks disagree on is combined thus
+# (conservative: the smallest learning rate, the longest sequences); any other disagreement takes
+# the first task's value.
+_COMBINE: dict[str, Any] = {
+    "learning_rate": min, "epochs": min, "max_seq_length": max, "doc_stride": max,
+    "max_query_length": max, "warmup_ratio": max, "weight_decay": min,
+}
+
+
 def _resolve_intermediate(exp: Experiment, level: IntermediateLevel) -> Hyperparameters:
-    """One task: as a target task, then level.training. Several: the recipes merged
-    conservatively (smallest learning rate, longest sequence), then defaults, then level.training."""
-    names = level.task_names
-    if len(names) == 1:
-        base = _resolve(exp, names[0]).model_dump()
-        return Hyperparameters(**_overrides(base, level.training))
+    """Every task resolved by the single-task rule (:func:`_resolve`), the results combined by
+    :data:`_COMBINE` where they differ, then level.training on top."""
+    resolved = [_resolve(exp, name).model_dump() for name in level.task_names]
     merged: dict[str, Any] = {}
-    if exp.training.recipe == "xtreme":
-        recipes = [_recipe(t) for t in names]
-        for name, pick in (("learning_rate", min), ("max_seq_length", max), ("doc_stride", max),
-                           ("epochs", min), ("warmup_ratio", max)):
-            values = [r[name] for r in recipes if name in r]
-            if values:
-                merged[name] = pick(values)
-    return Hyperparameters(**_overrides(merged, exp.training.defaults, level.training))
+    for name in Hyperparameters.model_fields:
+        values = [r[name] for r in resolved]
+        same = all(v == values[0] for v in values)
+        merged[name] = values[0] if same or name not in _COMBINE else _COMBINE[name](values)
+    return Hyperparameters(**_overrides(merged, level.training))
 
 
 # --- the GPU-hour estimate ---------------------------------------------------------------

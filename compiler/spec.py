@@ -255,7 +255,9 @@ class TrainingOverrides(_Model):
     max_seq_length: Annotated[int, Field(ge=8, le=8192)] | None = None
     """Tokens per input; longer inputs are truncated (QA contexts are windowed)."""
     doc_stride: Annotated[int, Field(ge=1, le=8192)] | None = None
-    """QA: how the windows over a long context advance (tokens)."""
+    """QA: the step between the starts of a long context's windows, in subwords (XTREME's doc_stride)."""
+    max_query_length: Annotated[int, Field(ge=1, le=8192)] | None = None
+    """QA questions and dual-encoder queries are truncated to this many subwords."""
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | None = None
     """Fraction of the updates spent warming the learning rate up from 0."""
     weight_decay: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -274,6 +276,11 @@ class TrainingOverrides(_Model):
     max_train_examples: Annotated[int, Field(ge=1)] | None = None
     """Use at most this many training examples (the first ones)."""
     max_eval_examples: Annotated[int, Field(ge=1)] | None = Field(None, description="Per language.")
+    selection: Literal["last", "dev"] | None = Field(
+        None, description="Which checkpoint a stage keeps: the last, or the best on the English dev set "
+        "(the target's own where it has one). Default per task from the benchmark protocol: QA and "
+        "dual encoders last, classification and tagging dev."
+    )
     group_by_length: bool | None = Field(
         None, description="Batch examples of similar length (less padding, faster; it slowed learning on "
         "the tiny model's data in bench/throughput.py, so it is off by default)."

@@ -38,6 +38,7 @@ class Hyperparameters(_Frozen):
     max_steps: int | None = None
     max_seq_length: int = 128
     doc_stride: int = 128
+    max_query_length: int = 64
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
@@ -48,6 +49,7 @@ class Hyperparameters(_Frozen):
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     group_by_length: bool = False
+    selection: Literal["last", "dev"] = "dev"
 
 
 NOT_IN_KEY = frozenset({"checkpoint_every_steps", "checkpoint_every_minutes"})
@@ -76,6 +78,7 @@ class StageConfig(_Frozen):
     eval_tasks: tuple[EvalTask, ...] = ()
     hparams: Hyperparameters = Hyperparameters()
     multitask_cap: int | None = None
+    save_model: bool = Field(False, description="Keep model/ of a target stage (a downstream stage starts from it).")
     augmentation: Augmentation | None = None
     data: dict[str, DataSource] = Field(default_factory=dict, description="Data overrides per task.")
     data_root: str | None = None

@@ -100,6 +100,8 @@ class Recipe:
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
     doc_stride: int | None = None
+    max_query_length: int | None = None
+    """QA questions and dual-encoder queries are truncated to this many subwords."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,9 @@ class TaskInfo:
 
     @property
     def trains(self) -> bool:
-        """Whether a target stage fine-tunes on this task (retrieval tasks never do)."""
+        """Whether the task trains with a task head of its own. Retrieval tasks do not; whether
+        they train at all (XTREME-R's dual encoders) is the benchmark protocol's call
+        (:mod:`xtrc.protocol`)."""
         return self.type != "retrieval"
 
     @property
@@ -264,10 +268,21 @@ _PAWSX_RECIPE = Recipe(
 )
 _QA_RECIPE = Recipe(
     learning_rate=3e-5, epochs=3, batch_size=8, grad_accum=4, max_seq_length=384,
-    warmup_ratio=0.1, weight_decay=1e-4, doc_stride=128,
+    warmup_ratio=0.1, weight_decay=1e-4, doc_stride=128, max_query_length=64,
 )
+# scripts/train_xcopa.sh: XLM-R large, lr 3e-5, 5 epochs for each of SIQA and COPA, 2 x 16, 128.
 _COPA_RECIPE = Recipe(
-    learning_rate=1e-5, epochs=3, batch_size=16, grad_accum=2, max_seq_length=128,
+    learning_rate=3e-5, epochs=5, batch_size=16, grad_accum=2, max_seq_length=128,
+)
+# scripts/train_mewslix.sh (the configured mBERT settings; its XLM-R large branch is marked as
+# untuned): lr 2e-5, 2 epochs, max length 64, 64 per GPU x 4 accumulation, no warmup or decay.
+_MEWSLIX_RECIPE = Recipe(
+    learning_rate=2e-5, epochs=2, batch_size=64, grad_accum=4, max_seq_length=64, max_query_length=64,
+)
+# scripts/train_lareqa.sh (its last assignments win): lr 5e-5, 3 epochs, 4 x 4, queries 96 and
+# answers 256 subwords, no warmup or decay.
+_LAREQA_RECIPE = Recipe(
+    learning_rate=5e-5, epochs=3, batch_size=4, grad_accum=4, max_seq_length=256, max_query_length=96,
 )
 _INTERMEDIATE_RECIPE = Recipe(
     learning_rate=1e-5, epochs=2, batch_size=4, grad_accum=8, max_seq_length=256,
@@ -279,8 +294,11 @@ _INTERMEDIATE_MC_RECIPE = Recipe(
 )
 _INTERMEDIATE_QA_RECIPE = Recipe(
     learning_rate=1e-5, epochs=2, batch_size=4, grad_accum=8, max_seq_length=384,
-    warmup_ratio=0.1, doc_stride=128,
+    warmup_ratio=0.1, doc_stride=128, max_query_length=64,
 )
+
+COPA_PROMPT = "{premise} What was the {question}?"
+"""XTREME's ``run_xcopa.py``: the premise, then "What was the cause?" or "What was the effect?"."""
 
 _QA_WARMUP_NOTE = "XTREME uses 500 warmup steps; warmup_ratio 0.1 approximates it."
 
@@ -546,8 +564,8 @@ _TASKS: list[TaskInfo] = [
         type="tagging",
         roles=frozenset({"intermediate"}),
         languages=("en",),
-        metrics=_TAGGING_METRICS,
-        xtreme_score="f1",
+        metrics=("accuracy",),
+        xtreme_score="accuracy",
         labels=(),
         source=None,
         needs_data_path=True,
@@ -555,7 +573,8 @@ _TASKS: list[TaskInfo] = [
         mean_tokens=35,
         recipe=_INTERMEDIATE_RECIPE,
         notes="CCGbank is LDC-licensed, so no public source exists: give a data path with "
-        "tokens/tags records; the supertag set comes from the user's data.",
+        "tokens/tags records; the supertag set comes from the user's data. Selected and scored on "
+        "token accuracy, as jiant does.",
     ),
     TaskInfo(
         name="siqa",
@@ -898,12 +917,13 @@ _TASKS: list[TaskInfo] = [
         benchmarks=frozenset({"xtreme-r"}),
         source=None,
         needs_data_path=True,
-        sizes=Sizes(test_per_language=2500),
+        sizes=Sizes(train=115000, test_per_language=2500),
         mean_tokens=64,
+        recipe=_MEWSLIX_RECIPE,
         notes="Not on the hub: Mewsli-X comes from google-research/"
         "dense_representations_for_entity_retrieval (mel) and must be prepared into JSONL "
-        "(Mention/Context/Entity records) at a path. English training pairs: "
-        "wikipedia_pairs-train.jsonl.",
+        "(Mention/Context/Entity records) at a path. XTREME-R fine-tunes a dual encoder on the "
+        "English training pairs (wikipedia_pairs-train.jsonl) as the en/train split.",
     ),
     TaskInfo(
         name="lareqa",
@@ -916,8 +936,10 @@ _TASKS: list[TaskInfo] = [
         benchmarks=frozenset({"xtreme-r"}),
         source=None,
         needs_data_path=True,
+        train_on=("squad",),
         sizes=Sizes(test_per_language=1190),
         mean_tokens=48,
+        recipe=_LAREQA_RECIPE,
         notes="Not on the hub: XQuAD-R comes from google-research-datasets/lareqa "
         "(xquad-r/{lang}.json) and must be provided at a path. XTREME-R trains a dual encoder on "
         "SQuAD v1.1; scored in evaluate_retrieval.py, not evaluate.py.",

@@ -3,13 +3,13 @@
 Code-switching (CoSDA-ML, Qin et al. 2020; the code-switch augmentation of xTune)
 --------------------------------------------------------------------------------
 Every training example is selected with probability ``ratio``. In a selected example every
-word found in a bilingual dictionary is replaced, with probability ``word_prob``, by one of its
-translations (drawn uniformly among the dictionary's entries for that word). The target
-language is drawn uniformly from ``languages`` once per example (``per: example``; a word that
-language's dictionary lacks stays) or once per word (``per: word``; drawn among the languages
-whose dictionary has the word, so any word found in some dictionary can be switched). Words
-missing from every dictionary stay as they are; an identity entry (``Berlin Berlin``) counts as
-a switch.
+word is chosen with probability ``word_prob`` and then replaced by one of its translations
+(drawn uniformly among the dictionary's entries for that word). The target language is drawn
+uniformly from ``languages`` once per example (``per: example``) or, as CoSDA-ML's ``cross()``
+does, once per chosen word (``per: word``: uniformly over ALL the dictionaries, not only those
+that have the word). Either way a word the drawn language's dictionary lacks stays as it is, so
+with ``per: word`` a word switches with probability ``word_prob × (share of the dictionaries
+that have it)``. An identity entry (``Berlin Berlin``) counts as a switch.
 
 Words are whitespace words, replaced before subword tokenisation. Punctuation and symbols
 (Unicode categories P* and S*) at either end of a word stay where they are around the
@@ -117,6 +117,7 @@ from xtrc_runtime.data import (
     ChoiceExample,
     DataError,
     DataLocation,
+    DualExample,
     Example,
     QAExample,
     SentenceExample,
@@ -274,6 +275,8 @@ def _texts(e: Example) -> list[str]:
         return [e.question, e.context]
     if isinstance(e, TaggingExample):
         return e.words
+    if isinstance(e, DualExample):
+        return [e.query, e.candidate] + ([e.context] if e.context is not None else [])
     raise TypeError(f"code-switching has no rule for {type(e).__name__} (example {getattr(e, 'id', '?')!r})")
 
 
@@ -396,11 +399,14 @@ class CodeSwitcher:
             if translations is None or rng.random() >= self._word_prob:
                 return None
             lang = draw.lang
-        else:
+        else:  # CoSDA-ML: a language drawn over all dictionaries; kept when that one lacks the word
             if rng.random() >= self._word_prob:
                 return None
-            candidates = self._merged[entry[2]]
-            lang, translations = candidates[rng.randrange(len(candidates))] if len(candidates) > 1 else candidates[0]
+            n = len(self.languages)
+            lang = self.languages[rng.randrange(n)] if n > 1 else self.languages[0]
+            translations = self._tables[lang].get(entry[2])
+            if translations is None:
+                return None
         t = translations[rng.randrange(len(translations))] if len(translations) > 1 else translations[0]
         draw.counts[lang] = draw.counts.get(lang, 0) + 1
         return _cased(entry[3], t)
@@ -433,6 +439,10 @@ class CodeSwitcher:
             return self._switch_tagging(e, draw)
         if isinstance(e, QAExample):
             return self._switch_qa(e, draw)
+        if isinstance(e, DualExample):
+            context = None if e.context is None else self._switch_text(e.context, draw)
+            return dataclasses.replace(e, query=self._switch_text(e.query, draw),
+                                       candidate=self._switch_text(e.candidate, draw), context=context)
         raise TypeError(f"code-switching has no rule for {type(e).__name__} (example {getattr(e, 'id', '?')!r})")
 
     def _switch_tagging(self, e: TaggingExample, draw: _Draw) -> TaggingExample:

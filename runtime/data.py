@@ -20,7 +20,9 @@ from xtrc.stage import StageConfig
 
 Split = Literal["train", "dev", "test"]
 
-COPA_QUESTIONS = {"cause": "What was the cause?", "effect": "What happened as a result?"}
+COPA_QUESTIONS = ("cause", "effect")
+"""The question values of COPA/XCOPA rows; the text a model sees is ``tasks.COPA_PROMPT``."""
+
 
 
 class DataError(Exception):
@@ -94,7 +96,18 @@ class PairExample:
     target: str
 
 
-Example = SentenceExample | ChoiceExample | TaggingExample | QAExample | PairExample
+@dataclass
+class DualExample:
+    """A (query, candidate) pair for dual-encoder training: a marked Mewsli-X mention and its
+    entity's description, or a SQuAD question and its answer sentence (with the context)."""
+
+    id: str
+    query: str
+    candidate: str
+    context: str | None = None
+
+
+Example = SentenceExample | ChoiceExample | TaggingExample | QAExample | PairExample | DualExample
 
 
 @dataclass
@@ -361,8 +374,8 @@ def normalize(task: str, language: str, row: dict[str, Any], index: int) -> Exam
         label = int(row["label"])
         if label < 0:
             return None
-        question = COPA_QUESTIONS.get(row["question"], row["question"])
-        return ChoiceExample(rid, f"{row['premise']} {question}", [row["choice1"], row["choice2"]], label)
+        context = tasks.COPA_PROMPT.format(premise=row["premise"], question=row["question"])
+        return ChoiceExample(rid, context, [row["choice1"], row["choice2"]], label)
     if info.type == "tagging":
         column = {"udpos": "pos_tags", "panx": "ner_tags"}.get(task, "tags")
         if not row["tokens"]:

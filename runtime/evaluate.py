@@ -49,8 +49,8 @@ def predict(model: TaskModel, head: str, features: Sequence[Feature], *, pad_id:
 
 def evaluate(model: TaskModel, head: str, task: str, language: str, examples: Sequence[Example], tokenizer: Any,
              *, max_len: int, doc_stride: int, batch_size: int, device: torch.device,
-             labels: Sequence[str] = (), autocast: torch.dtype | None = None) -> Result:
-    features = encode(examples, tokenizer, max_len, labels=labels, doc_stride=doc_stride)
+             labels: Sequence[str] = (), autocast: torch.dtype | None = None, max_query_len: int = 64) -> Result:
+    features = encode(examples, tokenizer, max_len, labels=labels, doc_stride=doc_stride, max_query_len=max_query_len)
     logits = predict(model, head, features, pad_id=tokenizer.pad_token_id, batch_size=batch_size,
                      device=device, autocast=autocast)
     first = examples[0]
@@ -59,7 +59,7 @@ def evaluate(model: TaskModel, head: str, task: str, language: str, examples: Se
     if isinstance(first, ChoiceExample):
         return _choices(examples, logits)
     if isinstance(first, TaggingExample):
-        return _tagging(examples, features, logits, labels)
+        return _tagging(examples, features, logits, labels, token_accuracy=tasks.TASKS[task].metrics[0] == "accuracy")
     if isinstance(first, QAExample):
         return _qa(task, language, examples, features, logits, no_answer=task == "squad_v2")
     raise TypeError(f"cannot evaluate {type(first).__name__}")
@@ -83,7 +83,9 @@ def _choices(examples: Sequence[Example], logits: list[torch.Tensor]) -> Result:
 
 
 def _tagging(examples: Sequence[Example], features: Sequence[Feature], logits: list[torch.Tensor],
-             labels: Sequence[str]) -> Result:
+             labels: Sequence[str], *, token_accuracy: bool = False) -> Result:
+    """seqeval F1 (XTREME's POS and NER); with ``token_accuracy`` (CCG, as jiant scores it) the
+    share of words whose tag is right instead."""
     predicted: list[list[str]] = [["O" if "O" in labels else labels[0]] * len(e.words) for e in examples]  # type: ignore[union-attr]
     for feature, out in zip(features, logits):
         best = out.argmax(-1).tolist()
@@ -91,6 +93,13 @@ def _tagging(examples: Sequence[Example], features: Sequence[Feature], logits: l
             if word is not None:
                 predicted[feature.example][word] = labels[best[position]]
     golds = [list(e.tags) for e in examples]  # type: ignore[union-attr]
+    if token_accuracy:
+        flat_gold = [t for g in golds for t in g]
+        flat_pred = [t for p in predicted for t in p]
+        records = [{"id": e.id, "prediction": p, "gold": g,
+                    "scores": {"accuracy": 100.0 * sum(a == b for a, b in zip(g, p)) / max(1, len(g))}}
+                   for e, p, g in zip(examples, predicted, golds)]
+        return Result(metrics.accuracy(flat_gold, flat_pred), records)
     counts = metrics.seqeval_per_sentence(golds, predicted)
     records = [{"id": e.id, "prediction": p, "gold": g, "counts": list(c)}
                for e, p, g, c in zip(examples, predicted, golds, counts)]

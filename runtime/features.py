@@ -2,7 +2,9 @@
 
 Tagging follows the XTREME recipe: only a word's first subword carries its label (the rest
 are -100), and sentences longer than ``max_len - 2`` subwords are split into several features.
-QA uses a document stride over long contexts, keeping each token's character offsets for decoding.
+QA follows XTREME's ``processors/squad.py``: the question is truncated to ``max_query_len``
+subwords and a long context is cut into windows whose starts are ``doc_stride`` tokens apart
+(:func:`qa_windows`), keeping each token's character offsets for decoding.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from xtrc_runtime.data import ChoiceExample, Example, QAExample, SentenceExample, TaggingExample
+from xtrc_runtime.data import ChoiceExample, DualExample, Example, QAExample, SentenceExample, TaggingExample
 
 IGNORE = -100
 GROUP_WINDOW_BATCHES = 8
@@ -38,10 +40,12 @@ class Feature:
 
 
 def encode(examples: Sequence[Example], tokenizer: Any, max_len: int, *, labels: Sequence[str] = (),
-           doc_stride: int = 128) -> list[Feature]:
+           doc_stride: int = 128, max_query_len: int = 64) -> list[Feature]:
     if not examples:
         return []
     first = examples[0]
+    if isinstance(first, DualExample):  # [query, candidate]; the label is unused (in-batch negatives)
+        return [Feature(_dual_ids(e, tokenizer, max_len, max_query_len), 0, i) for i, e in enumerate(examples)]
     if isinstance(first, SentenceExample):
         index = {label: i for i, label in enumerate(labels)}
         enc = tokenizer([e.text_a for e in examples], [e.text_b or "" for e in examples] if first.text_b is not None
@@ -56,8 +60,17 @@ def encode(examples: Sequence[Example], tokenizer: Any, max_len: int, *, labels:
     if isinstance(first, TaggingExample):
         return _encode_tagging(examples, tokenizer, max_len, {t: i for i, t in enumerate(labels)})
     if isinstance(first, QAExample):
-        return _encode_qa(examples, tokenizer, max_len, doc_stride)
+        return _encode_qa(examples, tokenizer, max_len, doc_stride, max_query_len)
     raise TypeError(f"cannot encode {type(first).__name__} for training")
+
+
+def _dual_ids(e: DualExample, tokenizer: Any, max_len: int, max_query_len: int) -> list[list[int]]:
+    query = tokenizer(e.query, truncation=True, max_length=min(max_query_len, max_len))["input_ids"]
+    if e.context is None:
+        candidate = tokenizer(e.candidate, truncation=True, max_length=max_len)["input_ids"]
+    else:
+        candidate = tokenizer(e.candidate, e.context, truncation="longest_first", max_length=max_len)["input_ids"]
+    return [query, candidate]
 
 
 def _encode_tagging(examples: Sequence[Example], tokenizer: Any, max_len: int, index: dict[str, int]) -> list[Feature]:
@@ -89,30 +102,65 @@ def _encode_tagging(examples: Sequence[Example], tokenizer: Any, max_len: int, i
     return out
 
 
-def _encode_qa(examples: Sequence[Example], tokenizer: Any, max_len: int, stride: int) -> list[Feature]:
-    questions = [e.question.lstrip() for e in examples]  # type: ignore[union-attr]
-    contexts = [e.context for e in examples]  # type: ignore[union-attr]
-    enc = tokenizer(questions, contexts, truncation="only_second", max_length=max_len,
-                    stride=min(stride, max_len // 2), return_overflowing_tokens=True, return_offsets_mapping=True)
+def qa_windows(doc_tokens: int, budget: int, doc_stride: int) -> list[tuple[int, int]]:
+    """[start, end) of each context window, XTREME's ``processors/squad.py`` rule: window ``i``
+    starts at ``i * doc_stride`` and holds up to ``budget`` tokens (what the sequence leaves after
+    the question and special tokens); the first window that reaches the end is the last. A
+    stride longer than the budget steps by the budget, so no token is skipped."""
+    step = max(1, min(doc_stride, budget))
+    windows: list[tuple[int, int]] = []
+    start = 0
+    while True:
+        end = min(start + budget, doc_tokens)
+        windows.append((start, end))
+        if end >= doc_tokens:
+            return windows
+        start += step
+
+
+def _pair_template(tokenizer: Any) -> tuple[list[int], list[int], list[int]]:
+    """The special tokens a pair gets before, between and after its two sequences
+    (XLM-R: ``<s>`` | ``</s></s>`` | ``</s>``), read off an encoded pair."""
+    enc = tokenizer("a", "b")
+    ids, seq = enc["input_ids"], enc.sequence_ids(0)
+    first_a = seq.index(0)
+    last_a = max(i for i, s in enumerate(seq) if s == 0)
+    first_b = seq.index(1)
+    last_b = max(i for i, s in enumerate(seq) if s == 1)
+    return ids[:first_a], ids[last_a + 1:first_b], ids[last_b + 1:]
+
+
+def _encode_qa(examples: Sequence[Example], tokenizer: Any, max_len: int, stride: int,
+               max_query_len: int = 64) -> list[Feature]:
+    """Question (truncated to ``max_query_len`` subwords) + one context window per feature."""
+    prefix, middle, suffix = _pair_template(tokenizer)
+    added = len(prefix) + len(middle) + len(suffix)
+    # A short max_len still leaves the context at least half of what remains.
+    query_cap = max(1, min(max_query_len, (max_len - added) // 2))
     out: list[Feature] = []
-    for f, ids in enumerate(enc["input_ids"]):
-        i = enc["overflow_to_sample_mapping"][f]
-        sequence_ids = enc.sequence_ids(f)
-        offsets = [tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][f], sequence_ids)]
-        e = examples[i]
+    for i, e in enumerate(examples):
         assert isinstance(e, QAExample)
-        label = (0, 0)  # the CLS token: no answer in this window
-        if e.answers:
-            text, start_char = e.answers[0]
-            end_char = start_char + len(text)
-            spans = [(t, span) for t, span in enumerate(offsets) if span is not None]
-            start_tok = next((t for t, span in spans if span[1] > start_char), None)
-            end_tok = next((t for t, span in reversed(spans) if span[0] < end_char), None)
-            # The answer must lie wholly inside this window; otherwise the label is CLS.
-            if (start_tok is not None and end_tok is not None and start_tok <= end_tok
-                    and spans[0][1][0] <= start_char and spans[-1][1][1] >= end_char):
-                label = (start_tok, end_tok)
-        out.append(Feature(ids, label, i, offsets=offsets))
+        question = tokenizer(e.question.lstrip(), add_special_tokens=False)["input_ids"][:query_cap]
+        doc = tokenizer(e.context, add_special_tokens=False, return_offsets_mapping=True)
+        doc_ids, doc_offsets = doc["input_ids"], [tuple(o) for o in doc["offset_mapping"]]
+        budget = max(1, max_len - len(question) - added)
+        first = len(prefix) + len(question) + len(middle)
+        for start, end in qa_windows(len(doc_ids), budget, stride):
+            ids = [*prefix, *question, *middle, *doc_ids[start:end], *suffix]
+            offsets: list[tuple[int, int] | None] = [None] * len(ids)
+            offsets[first:first + end - start] = doc_offsets[start:end]
+            label = (0, 0)  # the CLS token: no answer in this window
+            if e.answers and end > start:
+                text, start_char = e.answers[0]
+                end_char = start_char + len(text)
+                spans = [(t, span) for t, span in enumerate(offsets) if span is not None]
+                start_tok = next((t for t, span in spans if span[1] > start_char), None)
+                end_tok = next((t for t, span in reversed(spans) if span[0] < end_char), None)
+                # The answer must lie wholly inside this window; otherwise the label is CLS.
+                if (start_tok is not None and end_tok is not None and start_tok <= end_tok
+                        and spans[0][1][0] <= start_char and spans[-1][1][1] >= end_char):
+                    label = (start_tok, end_tok)
+            out.append(Feature(ids, label, i, offsets=offsets))
     return out
 
 

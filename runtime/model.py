@@ -1,4 +1,5 @@
-"""One shared encoder with one head per task: classification, multiple choice, tagging, span QA.
+"""One shared encoder with one head per task: classification, multiple choice, tagging, span QA,
+and a dual-encoder retrieval head (Mewsli-X, LAReQA).
 
 Saved as a directory: the encoder in Hugging Face format (``config.json``, ``model.safetensors``),
 the tokenizer files, and the heads in ``heads.safetensors`` with their specs in ``heads.json``.
@@ -21,7 +22,7 @@ HEADS_WEIGHTS = "heads.safetensors"
 
 @dataclass(frozen=True)
 class HeadSpec:
-    type: str  # classification | multiple_choice | tagging | qa
+    type: str  # classification | multiple_choice | tagging | qa | retrieval
     labels: tuple[str, ...] = ()
 
     @property
@@ -29,16 +30,27 @@ class HeadSpec:
         return {"multiple_choice": 1, "qa": 2}.get(self.type, len(self.labels))
 
 
+RETRIEVAL_LOGIT_SCALE = 100.0
+"""XTREME's ``BertForRetrieval`` multiplies cosine similarities by a learned scale initialised to 100."""
+
+
 class Head(nn.Module):
     def __init__(self, spec: HeadSpec, hidden: int, dropout: float):
         super().__init__()
         self.spec = spec
         self.dropout = nn.Dropout(dropout)
-        # Sentence-level heads get XLM-R's classification head shape (dense + tanh + out).
-        self.dense = nn.Linear(hidden, hidden) if spec.type in ("classification", "multiple_choice") else None
-        self.out = nn.Linear(hidden, spec.outputs)
+        # Sentence-level heads get XLM-R's classification head shape (dense + tanh + out); the
+        # retrieval head is BERT's pooler (dense + tanh on the first token) and a logit scale.
+        self.dense = nn.Linear(hidden, hidden) if spec.type in ("classification", "multiple_choice", "retrieval") else None
+        if spec.type == "retrieval":
+            self.out = None
+            self.scale = nn.Parameter(torch.tensor(RETRIEVAL_LOGIT_SCALE))
+        else:
+            self.out = nn.Linear(hidden, spec.outputs)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.out is None:  # retrieval: the pooled sentence vector (not normalised)
+            return torch.tanh(self.dense(hidden[:, 0]))
         if self.dense is not None:
             x = self.dropout(hidden[:, 0])
             x = torch.tanh(self.dense(x))
@@ -57,19 +69,30 @@ class TaskModel(nn.Module):
 
     def forward(self, head: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         spec = self.heads[head].spec
-        if spec.type == "multiple_choice":  # [batch, choices, length] → score each choice
-            batch, choices, length = input_ids.shape
+        if spec.type in ("multiple_choice", "retrieval"):
+            # [batch, n, length]: choices to score, or (query, candidate) pairs to embed
+            batch, n, length = input_ids.shape
             hidden = self.encoder(input_ids=input_ids.view(-1, length),
                                   attention_mask=attention_mask.view(-1, length)).last_hidden_state
-            return self.heads[head](hidden).view(batch, choices)
+            out = self.heads[head](hidden)
+            return out.view(batch, n) if spec.type == "multiple_choice" else out.view(batch, n, -1)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.heads[head](hidden)
+
+    def encode(self, head: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors from a retrieval head (one tower: queries and candidates alike)."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.heads[head](hidden)
 
     @torch.no_grad()
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
-        """Mean of hidden_states[layer] over the attention mask (special tokens included, as XTREME does)."""
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int,
+              pooling: str = "mean") -> torch.Tensor:
+        """hidden_states[layer] pooled: the mean over the attention mask (special tokens included,
+        as XTREME does) or the first token (``cls``)."""
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
         states = out.hidden_states[min(layer, len(out.hidden_states) - 1)]
+        if pooling == "cls":
+            return states[:, 0]
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
 

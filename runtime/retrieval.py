@@ -1,54 +1,102 @@
-"""Retrieval without training: mean-pooled hidden states of one layer, cosine similarity.
+"""Retrieval scoring: sentence vectors from one layer of the encoder, cosine similarity.
 
-- Tatoeba: each English sentence queries the non-English sentences; accuracy.
-- BUCC: ratio-margin scores (k=4 neighbours both ways), forward and backward best pairs, a
-  threshold chosen on the dev (sample) gold, F1 over predicted pairs. The hub's bucc18 holds only
-  the gold pairs, so the pools here are those sentences, not the full monolingual corpora.
-- Mewsli-X: each mention context ranks the entity catalogue; MRR@20.
-- LAReQA: each question ranks the multilingual pool of answer sentences; mAP@20.
+Pooling follows XTREME's ``third_party/evaluate_retrieval.py`` and ``run_*.sh``:
+
+- Tatoeba, and Mewsli-X / LAReQA scored from an encoder that was not trained as a dual encoder:
+  mean over the attention mask (special tokens included) of ``hidden_states[retrieval_layer(L)]``.
+  Each English sentence queries the non-English sentences; accuracy.
+- BUCC: the first token (CLS) of ``hidden_states[BUCC_LAYER]`` (``--pool_type cls
+  --specific_layer 7`` for every model). Ratio-margin scores over the k=4 nearest neighbours both
+  ways, then ``utils_retrieve.mine_bitext``'s one-to-one "max" mining: forward and backward best
+  candidates sorted by score, a pair kept only when neither sentence is taken yet. The threshold
+  is tuned on the dev (sample) gold as ``bucc_optimize`` does (midway between the best-F1 score
+  and the next); a dev set that cannot be loaded is an error, never a silent fallback to the
+  test-optimal threshold. The hub's bucc18 holds only the gold pairs, so the pools here are those
+  sentences, not the full monolingual corpora.
+- Mewsli-X: each mention, marked and prepended as ``utils_mewslix.preprocess_mention`` does,
+  ranks the entity catalogue (descriptions, ``preprocess_entity_description``); MRR@20.
+- LAReQA: each question ranks the multilingual pool of answer sentences (encoded with their
+  context when the data gives one); mAP@20.
+
+A stage that trained a dual encoder (a ``retrieval`` head) embeds with that head instead: the
+normalised CLS vector of the last layer, as XTREME's ``BertForRetrieval``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 
 from xtrc_runtime import metrics
-from xtrc_runtime.data import DataLocation, PairExample, counts_of, load, load_counted, read_rows
+from xtrc_runtime.data import DataError, DataLocation, PairExample, counts_of, load, load_counted, read_rows
+from xtrc_runtime.dual import entity_text, mention_query
 from xtrc_runtime.evaluate import Result
 from xtrc_runtime.model import TaskModel
 
 MARGIN_K = 4
 TOP_K = 20
+BUCC_SPECIFIC_LAYER = 7
+"""``run_bucc2018.sh`` passes ``--specific_layer 7`` for every model."""
 
 
 def retrieval_layer(num_layers: int) -> int:
-    """XTREME's layer: hidden_states[14] of XLM-R large's 24 layers (7/12 of the depth)."""
-    return max(1, round(num_layers * 7 / 12))
+    """The index into HF ``hidden_states`` (0 = embeddings) that XTREME mean-pools.
+
+    XTREME indexes ``hidden_states[-num_layers:][specific_layer]``: specific layer 7 of mBERT's 12
+    (``hidden_states[8]``) and 13 of XLM-R large's 24 (``hidden_states[14]``). Both are
+    ``num_layers // 2 + 2``; shallower models are capped at their last layer.
+    """
+    return max(1, min(num_layers, num_layers // 2 + 2))
+
+
+def bucc_layer(num_layers: int) -> int:
+    """``hidden_states[-num_layers:][7]`` = ``hidden_states[8]`` (capped at the last layer)."""
+    return max(1, min(num_layers, BUCC_SPECIFIC_LAYER + 1))
+
+
+Pooling = Literal["mean", "cls"]
+Text = str | tuple[str, str]
+"""One text, or a (sentence, context) pair encoded together."""
 
 
 @torch.no_grad()
-def embed(model: TaskModel, tokenizer: Any, texts: Sequence[str], *, max_len: int, batch_size: int,
-          device: torch.device) -> torch.Tensor:
-    """L2-normalised sentence vectors, in input order."""
+def embed(model: TaskModel, tokenizer: Any, texts: Sequence[Text], *, max_len: int, batch_size: int,
+          device: torch.device, pooling: Pooling = "mean", layer: int | None = None,
+          head: str | None = None) -> torch.Tensor:
+    """L2-normalised sentence vectors, in input order: through a dual-encoder ``head`` when given,
+    else ``pooling`` of ``hidden_states[layer]`` (default: :func:`retrieval_layer`)."""
     model.eval()
-    layer = retrieval_layer(model.encoder.config.num_hidden_layers)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    if layer is None:
+        layer = retrieval_layer(model.encoder.config.num_hidden_layers)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]) if isinstance(texts[i], str) else len(texts[i][0]) + len(texts[i][1]))
     out = torch.empty(len(texts), model.encoder.config.hidden_size)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_len, padding=True,
-                        return_tensors="pt")
-        vectors = model.embed(enc["input_ids"].to(device), enc["attention_mask"].to(device), layer)
+        chunk = [texts[i] for i in idx]
+        if isinstance(chunk[0], str):
+            enc = tokenizer(chunk, truncation=True, max_length=max_len, padding=True, return_tensors="pt")
+        else:
+            enc = tokenizer([t[0] for t in chunk], [t[1] for t in chunk], truncation="longest_first",
+                            max_length=max_len, padding=True, return_tensors="pt")
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        if head is not None:
+            vectors = model.encode(head, ids, mask)
+        else:
+            vectors = model.embed(ids, mask, layer, pooling=pooling)
         out[idx] = torch.nn.functional.normalize(vectors.float(), dim=-1).cpu()
     return out
 
 
 def run(task: str, language: str, where: DataLocation, model: TaskModel, tokenizer: Any, *, max_len: int,
-        batch_size: int, device: torch.device, limit: int | None, languages: Sequence[str]) -> Result:
-    def vectors(texts: Sequence[str]) -> torch.Tensor:
-        return embed(model, tokenizer, texts, max_len=max_len, batch_size=batch_size, device=device)
+        batch_size: int, device: torch.device, limit: int | None, languages: Sequence[str],
+        head: str | None = None) -> Result:
+    """Score ``task`` in ``language``; ``head`` names a trained dual-encoder head to embed with."""
+    depth = model.encoder.config.num_hidden_layers
+
+    def vectors(texts: Sequence[Text], pooling: Pooling = "mean", layer: int | None = None) -> torch.Tensor:
+        return embed(model, tokenizer, texts, max_len=max_len, batch_size=batch_size, device=device,
+                     pooling=pooling, layer=layer, head=head)
 
     # A cap (max_eval_examples) limits the queries only: the candidate pool stays whole, since a
     # smaller pool is an easier task. BUCC scores pairs over its whole pool, so it takes no cap.
@@ -59,6 +107,7 @@ def run(task: str, language: str, where: DataLocation, model: TaskModel, tokeniz
         result = tatoeba(pairs, vectors([p.source for p in pairs]), vectors([p.target for p in queries]))
         return Result(result.metrics, result.records, counts)
     if task == "bucc":
+        layer = bucc_layer(depth)
         test, counts = load_counted(task, language, "test", where)
         test = [e for e in test if isinstance(e, PairExample)]
         if limit and len(test) > limit:
@@ -66,25 +115,27 @@ def run(task: str, language: str, where: DataLocation, model: TaskModel, tokeniz
                              "not_applied": "BUCC's F1 is over pairs of the whole pool"}
         try:
             dev = [e for e in load(task, language, "dev", where) if isinstance(e, PairExample)]
-        except Exception:
-            dev = []
-        threshold = None
-        if dev:
-            threshold = bucc_threshold(dev, vectors([p.source for p in dev]), vectors([p.target for p in dev]))
-        result = bucc(test, vectors([p.source for p in test]), vectors([p.target for p in test]), threshold)
+        except DataError as exc:
+            raise DataError(f"bucc ({language}): the dev (sample) gold tunes the mining threshold and could not "
+                            f"be loaded: {exc}") from exc
+        if not dev:
+            raise DataError(f"bucc ({language}): the dev (sample) gold is empty; it tunes the mining threshold")
+        threshold = bucc_threshold(dev, vectors([p.source for p in dev], "cls", layer),
+                                   vectors([p.target for p in dev], "cls", layer))
+        result = bucc(test, vectors([p.source for p in test], "cls", layer),
+                      vectors([p.target for p in test], "cls", layer), threshold)
         return Result(result.metrics, result.records, counts)
     if task == "mewslix":
         mentions, counts = counts_of(read_rows(task, language, "test", where), limit)
         entities = read_rows(task, "", "test", where, name="entities")
-        contexts = [_mark_mention(m) for m in mentions]
-        catalogue = [f"{e['title']}. {e['description']}" for e in entities]
-        result = mewslix(mentions, entities, vectors(contexts), vectors(catalogue))
+        result = mewslix(mentions, entities, vectors([mention_query(m) for m in mentions]),
+                         vectors([entity_text(e) for e in entities]))
         return Result(result.metrics, result.records, {**counts, "pool": len(entities)})
     if task == "lareqa":
         questions, counts = counts_of(read_rows(task, language, "test", where, name="questions"), limit)
         pool = [c for lang in languages for c in read_rows(task, lang, "test", where, name="candidates")]
         result = lareqa(questions, pool, vectors([q["question"] for q in questions]),
-                        vectors([c["sentence"] for c in pool]))
+                        vectors([candidate_text(c) for c in pool]))
         return Result(result.metrics, result.records, {**counts, "pool": len(pool)})
     raise ValueError(f"{task!r} is not a retrieval task")
 
@@ -108,36 +159,58 @@ def tatoeba(pairs: Sequence[PairExample], source: torch.Tensor, target: torch.Te
     return Result(metrics.accuracy(golds, predicted), records)
 
 
-def _margin_candidates(source: torch.Tensor, target: torch.Tensor) -> list[tuple[float, int, int]]:
+def mine(source: torch.Tensor, target: torch.Tensor, k: int = MARGIN_K) -> list[tuple[float, int, int]]:
+    """``mine_bitext(mode='mine', retrieval='max', margin='ratio')``: (score, source, target) pairs,
+    best first, each sentence in at most one pair.
+
+    Each source sentence's best target among its k nearest neighbours by ratio margin
+    ``cos(x, y) / ((mean_knn(x) + mean_knn(y)) / 2)``, and each target's best source likewise;
+    the two lists are merged by descending score and a pair is kept only when neither of its
+    sentences is in a pair already."""
     sim = source @ target.T
-    k = min(MARGIN_K, sim.shape[0], sim.shape[1])
-    src_avg = sim.topk(k, dim=1).values.mean(1)
-    tgt_avg = sim.topk(k, dim=0).values.mean(0)
-    margin = sim / ((src_avg[:, None] + tgt_avg[None, :]) / 2)
-    pairs = {(i, int(margin[i].argmax())) for i in range(margin.shape[0])}
-    pairs |= {(int(margin[:, j].argmax()), j) for j in range(margin.shape[1])}
-    return sorted(((float(margin[i, j]), i, j) for i, j in pairs), reverse=True)
+    k_fwd, k_bwd = min(k, sim.shape[1]), min(k, sim.shape[0])
+    fwd_sim, fwd_ind = sim.topk(k_fwd, dim=1)
+    bwd_sim, bwd_ind = sim.T.topk(k_bwd, dim=1)
+    fwd_mean, bwd_mean = fwd_sim.mean(1), bwd_sim.mean(1)
+    fwd_scores = fwd_sim / ((fwd_mean[:, None] + bwd_mean[fwd_ind]) / 2)
+    bwd_scores = bwd_sim / ((bwd_mean[:, None] + fwd_mean[bwd_ind]) / 2)
+    best_f, best_b = fwd_scores.argmax(1), bwd_scores.argmax(1)
+    candidates = [(float(fwd_scores[i, best_f[i]]), i, int(fwd_ind[i, best_f[i]])) for i in range(sim.shape[0])]
+    candidates += [(float(bwd_scores[j, best_b[j]]), int(bwd_ind[j, best_b[j]]), j) for j in range(sim.shape[1])]
+    # Stable sort on the score alone: ties keep numpy's argsort order (forward list first).
+    order = sorted(range(len(candidates)), key=lambda n: -candidates[n][0])
+    seen_src: set[int] = set()
+    seen_tgt: set[int] = set()
+    out = []
+    for n in order:
+        score, i, j = candidates[n]
+        if i not in seen_src and j not in seen_tgt:
+            seen_src.add(i)
+            seen_tgt.add(j)
+            out.append((score, i, j))
+    return out
 
 
 def _best_threshold(candidates: list[tuple[float, int, int]], gold: set[tuple[int, int]]) -> float:
-    best_f1, best_t, hits = -1.0, candidates[-1][0] if candidates else 0.0, 0
+    """``bucc_optimize``: the score midway between the candidate where F1 peaks and the next."""
+    best_f1, threshold, hits = 0.0, 0.0, 0
     for n, (score, i, j) in enumerate(candidates, start=1):
         hits += (i, j) in gold
-        f1 = 2 * hits / (n + len(gold)) if gold else 0.0
-        if f1 > best_f1:
-            best_f1, best_t = f1, score
-    return best_t
+        if hits:
+            f1 = 2 * hits / (n + len(gold))
+            if f1 > best_f1:
+                best_f1 = f1
+                following = candidates[n][0] if n < len(candidates) else score
+                threshold = (score + following) / 2
+    return threshold
 
 
 def bucc_threshold(pairs: Sequence[PairExample], source: torch.Tensor, target: torch.Tensor) -> float:
-    return _best_threshold(_margin_candidates(source, target), {(i, i) for i in range(len(pairs))})
+    return _best_threshold(mine(source, target), {(i, i) for i in range(len(pairs))})
 
 
-def bucc(pairs: Sequence[PairExample], source: torch.Tensor, target: torch.Tensor, threshold: float | None) -> Result:
-    candidates = _margin_candidates(source, target)
-    gold = {(i, i) for i in range(len(pairs))}
-    if threshold is None:  # no dev gold to tune on: the optimum on test (reported as such)
-        threshold = _best_threshold(candidates, gold)
+def bucc(pairs: Sequence[PairExample], source: torch.Tensor, target: torch.Tensor, threshold: float) -> Result:
+    candidates = mine(source, target)
     predicted = {(i, j) for score, i, j in candidates if score >= threshold}
     ids = [p.id for p in pairs]
     scores = metrics.bucc_f1({(ids[i], ids[j]) for i, j in predicted}, {(x, x) for x in ids})
@@ -152,8 +225,9 @@ def bucc(pairs: Sequence[PairExample], source: torch.Tensor, target: torch.Tenso
     return Result({**scores, "threshold": threshold}, records)
 
 
-def _mark_mention(m: dict[str, Any]) -> str:
-    return m["context"]
+def candidate_text(c: dict[str, Any]) -> Text:
+    """A LAReQA candidate: its sentence, paired with its context when the row has one."""
+    return (c["sentence"], c["context"]) if c.get("context") else c["sentence"]
 
 
 def mewslix(mentions: Sequence[dict[str, Any]], entities: Sequence[dict[str, Any]], queries: torch.Tensor,

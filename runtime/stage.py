@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from xtrc import tasks
+from xtrc import protocol, tasks
 from xtrc.lease import LeaseHeld, default_ttl
 from xtrc.stage import StageConfig, compute_key
 from xtrc.store import METRICS_JSON, MODEL_DIR, PREDICTIONS_DIR, STAGE_JSON
@@ -139,14 +139,20 @@ class _StageRunner:
             return summary
 
         train_tasks = list(c.train_tasks)
+        dual = c.kind == "target" and protocol.dual_encoder([e.task for e in c.eval_tasks])
+        if dual and self.hp.selection == "dev":
+            raise ConfigError("selection: dev is not supported for dual-encoder stages (Mewsli-X, LAReQA): "
+                              "set training.tasks.<task>.selection: last")
         examples = {t: self._load(t, "en", "train", self.hp.max_train_examples) for t in train_tasks}
-        heads = self._heads(train_tasks, examples)
+        heads = self._heads(train_tasks, examples, dual)
         model = TaskModel(encoder, heads).to(self.device)
-        phases, augmentation = self._phases(train_tasks, examples, heads, tokenizer, seed)
+        phases, augmentation = self._phases(train_tasks, examples, heads, tokenizer, seed, dual)
         if augmentation:
             summary["augmentation"] = augmentation
+        scorer = self._dev_scorer(model, tokenizer, train_tasks, heads) if self.hp.selection == "dev" else None
+        summary["selection"] = self.hp.selection
         trainer = Trainer(model, self.hp, seed=seed, device=self.device, pad_id=tokenizer.pad_token_id,
-                          evaluate=self._dev_scorer(model, tokenizer, train_tasks, heads),
+                          evaluate=scorer,
                           on_progress=_ProgressWriter(self.store),
                           checkpointing=Checkpointing(self.hp.checkpoint_every_steps, self.hp.checkpoint_every_minutes,
                                                       self.store.save_checkpoint, self.tmp / "checkpoint"))
@@ -155,11 +161,11 @@ class _StageRunner:
         summary["train"] = {"steps": position.global_step, "best_step": position.best_step,
                             "best_dev": position.best_score, "dev_history": position.history,
                             "examples": {t: len(e) for t, e in examples.items()}}
-        if c.kind == "intermediate":
+        if c.kind == "target":
+            summary["tasks"] = self._evaluate_targets(model, tokenizer, next(iter(heads)), heads)
+        if c.kind == "intermediate" or c.save_model:
             save(model, tokenizer, self.tmp / MODEL_DIR)
             self.store.upload_dir(self.tmp / MODEL_DIR, MODEL_DIR)
-        else:
-            summary["tasks"] = self._evaluate_targets(model, tokenizer, next(iter(heads)), heads)
         return summary
 
     # --- model and data --------------------------------------------------------------------
@@ -244,14 +250,20 @@ class _StageRunner:
     def _load_counted(self, task: str, language: str, split: str,
                       limit: int | None) -> tuple[list[Example], dict[str, Any]]:
         try:
-            examples, counts = load_counted(task, language, split, self.where, limit)  # type: ignore[arg-type]
+            if task == "mewslix":  # mention-entity pairs for the dual encoder
+                from xtrc_runtime.data import counts_of
+                from xtrc_runtime.dual import mewslix_pairs
+
+                examples, counts = counts_of(mewslix_pairs(self.where), limit)
+            else:
+                examples, counts = load_counted(task, language, split, self.where, limit)  # type: ignore[arg-type]
         except DataError as exc:
             raise ConfigError(str(exc)) from exc
         if not examples:
             raise ConfigError(f"no {split} examples for {task} ({language})")
         return examples, counts
 
-    def _heads(self, train_tasks: list[str], examples: dict[str, list[Example]]) -> dict[str, HeadSpec]:
+    def _heads(self, train_tasks: list[str], examples: dict[str, list[Example]], dual: bool) -> dict[str, HeadSpec]:
         def spec(task: str) -> HeadSpec:
             info = tasks.TASKS[task]
             labels = info.labels
@@ -259,12 +271,14 @@ class _StageRunner:
                 labels = tuple(sorted({t for e in examples[task] if isinstance(e, TaggingExample) for t in e.tags}))
             return HeadSpec(info.type, labels)
 
+        if dual:
+            return {"target": HeadSpec("retrieval")}
         if self.config.kind == "target":  # sequential training data (SIQA → COPA) shares one head
             return {"target": spec(train_tasks[-1])}
         return {task: spec(task) for task in train_tasks}
 
     def _phases(self, train_tasks: list[str], examples: dict[str, list[Example]], heads: dict[str, HeadSpec],
-                tokenizer: Any, seed: int) -> tuple[list[list[TrainTask]], dict[str, Any]]:
+                tokenizer: Any, seed: int, dual: bool = False) -> tuple[list[list[TrainTask]], dict[str, Any]]:
         """Training phases, with the stage's augmentation applied; and what augmentation did."""
         aug = self.config.augmentation
         stats: dict[str, Any] = {}
@@ -291,8 +305,14 @@ class _StageRunner:
                     data, switched = switcher.switch(english, seed=seed * 100 + index, epoch=epoch)
                     if epoch == 0:
                         stats[f"code_switch.{name}"] = {**switched, "dynamic": switcher.config.dynamic}
-                return _tokenized(name, lambda: encode([*data, *added], tokenizer, self.hp.max_seq_length,
-                                                       labels=heads[head].labels, doc_stride=self.hp.doc_stride))
+                data = [*data, *added]
+                if dual:  # SQuAD examples (switched as QA, so answers stay aligned) → answer-sentence pairs
+                    from xtrc_runtime.dual import squad_pairs
+
+                    data = squad_pairs(data)
+                return _tokenized(name, lambda: encode(data, tokenizer, self.hp.max_seq_length,
+                                                       labels=heads[head].labels, doc_stride=self.hp.doc_stride,
+                                                       max_query_len=self.hp.max_query_length))
 
             dynamic = switcher is not None and switcher.config.dynamic
             return TrainTask(name, head, encoded(0), cap=self.config.multitask_cap,
@@ -321,22 +341,30 @@ class _StageRunner:
 
     def _dev_scorer(self, model: TaskModel, tokenizer: Any, train_tasks: list[str],
                     heads: dict[str, HeadSpec]) -> Callable[[int], float | None]:
-        """Mean headline metric on the English dev sets of a phase's training tasks (a target
-        stage trains one task per phase; an intermediate stage mixes all in one phase)."""
+        """The headline metric on English dev data. A target stage trains one task per phase and
+        selects on the target's own English dev set in its last phase, when there is one
+        (XTREME), else on the phase's training task (:func:`xtrc.protocol.selection_task`), all of
+        it; an intermediate stage mixes its tasks in one phase and selects on the mean over their
+        first 500 dev examples (jiant)."""
+        target = self.config.kind == "target"
+        evals = [e.task for e in self.config.eval_tasks]
+        per_phase = ([[protocol.selection_task(evals, t, i == len(train_tasks) - 1)] for i, t in enumerate(train_tasks)]
+                     if target else [train_tasks])
         dev: dict[str, list[Example]] = {}
-        for name in train_tasks:
+        for name in {n for names in per_phase for n in names}:
             try:
-                dev[name] = load(name, "en", "dev", self.where, 500)
+                dev[name] = load(name, "en", "dev", self.where, None if target else 500)
             except DataError:
                 log.info("%s has no English dev set: no model selection on it", name)
+        if target:
+            log.info("selection: best English dev score of %s", " then ".join(p[0] for p in per_phase))
 
         def score(phase: int) -> float | None:
-            names = [train_tasks[phase]] if self.config.kind == "target" else train_tasks
             values = []
-            for name in names:
+            for name in per_phase[phase] if target else per_phase[0]:
                 if name not in dev:
                     continue
-                head = "target" if self.config.kind == "target" else name
+                head = "target" if target else name
                 result = self._score(model, head, name, "en", dev[name], tokenizer, heads[head].labels)
                 values.append(headline(name, result.metrics))
             return sum(values) / len(values) if values else None
@@ -346,12 +374,14 @@ class _StageRunner:
                tokenizer: Any, labels: tuple[str, ...]) -> Result:
         return evaluate(model, head, task, language, examples, tokenizer, max_len=self.hp.max_seq_length,
                         doc_stride=self.hp.doc_stride, batch_size=self.hp.batch_size * 2, device=self.device,
-                        labels=labels, autocast=self.autocast)
+                        labels=labels, autocast=self.autocast, max_query_len=self.hp.max_query_length)
 
     # --- evaluation ------------------------------------------------------------------------
     def _evaluate_targets(self, model: TaskModel, tokenizer: Any, head: str,
                           heads: dict[str, HeadSpec]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if heads[head].type == "retrieval":  # a trained dual encoder: rank with its head
+            return self._evaluate_retrieval(model, tokenizer, head)
         for ev in self.config.eval_tasks:
             per_language: dict[str, dict[str, float]] = {}
             counts: dict[str, dict[str, Any]] = {}
@@ -364,7 +394,7 @@ class _StageRunner:
             out[ev.task] = _task_summary(ev.task, per_language, counts)
         return out
 
-    def _evaluate_retrieval(self, model: TaskModel, tokenizer: Any) -> dict[str, Any]:
+    def _evaluate_retrieval(self, model: TaskModel, tokenizer: Any, head: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for ev in self.config.eval_tasks:
             per_language: dict[str, dict[str, float]] = {}
@@ -374,7 +404,7 @@ class _StageRunner:
                     result = retrieval.run(ev.task, language, self.where, model, tokenizer,
                                            max_len=self.hp.max_seq_length, batch_size=self.hp.batch_size * 2,
                                            device=self.device, limit=self.hp.max_eval_examples,
-                                           languages=ev.languages)
+                                           languages=ev.languages, head=head)
                 except DataError as exc:
                     raise ConfigError(str(exc)) from exc
                 self._write_predictions(ev.task, language, result)

@@ -74,6 +74,10 @@ def loss_for(model: TaskModel, head: str, batch: dict[str, torch.Tensor]) -> tor
     if kind == "qa":
         start, end = logits[..., 0], logits[..., 1]
         return (F.cross_entropy(start, batch["start_positions"]) + F.cross_entropy(end, batch["end_positions"])) / 2
+    if kind == "retrieval":  # in-batch negatives: each query's own candidate is the class (BertForRetrieval)
+        vectors = F.normalize(logits.float(), dim=-1)
+        similarity = vectors[:, 0] @ vectors[:, 1].T * model.heads[head].scale
+        return F.cross_entropy(similarity, torch.arange(similarity.shape[0], device=similarity.device))
     if kind == "tagging":
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
     return F.cross_entropy(logits, batch["labels"])
@@ -120,6 +124,8 @@ class Trainer:
         self.pad_to_max = pad_to_max  # the XTREME reference recipe (for benchmarks)
         self.group_by_length = (hp.group_by_length if group_by_length is None else group_by_length) and not pad_to_max
         self.autocast_dtype = _autocast_dtype(hp.precision, device)
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (a no-op then).
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.best_state: dict[str, torch.Tensor] | None = None
         self.examples_seen = 0
 
@@ -156,15 +162,17 @@ class Trainer:
                     with torch.autocast(self.device.type, dtype=self.autocast_dtype,
                                         enabled=self.autocast_dtype is not None):
                         loss = loss_for(self.model, task.head, batch) / self.hp.grad_accum
-                    loss.backward()
+                    self.scaler.scale(loss).backward()
                     self.examples_seen += len(indices)
                     pos.batch += 1
                     accumulated += 1
                     if accumulated < self.hp.grad_accum and pos.batch < len(order):
                         continue
                     accumulated = 0
+                    self.scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                    optimizer.step()
+                    self.scaler.step(optimizer)
+                    self.scaler.update()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     pos.step += 1
@@ -250,7 +258,8 @@ class Trainer:
             shutil.rmtree(c.local_dir)
         c.local_dir.mkdir(parents=True)
         torch.save(self.model.state_dict(), c.local_dir / "model.pt")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, c.local_dir / "optim.pt")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict()}, c.local_dir / "optim.pt")
         if self.best_state is not None:
             torch.save(self.best_state, c.local_dir / "best.pt")
         rng = {"python": random.getstate(), "torch": torch.random.get_rng_state()}
@@ -270,6 +279,8 @@ class Trainer:
         state = _load(directory / "optim.pt")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         rng = torch.load(directory / "rng.pt", weights_only=False)
         random.setstate(rng["python"])
         torch.random.set_rng_state(rng["torch"])

@@ -61,7 +61,8 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_plan(store: Path, data_root: Path, *, targets: list[str], languages: dict[str, list[str]],
-              intermediate: list[str] | None = None, seed: int = 1, **overrides: Any) -> planner.Plan:
+              intermediate: list[str] | None = None, seed: int = 1, benchmark: str = "xtreme-r",
+              **overrides: Any) -> planner.Plan:
     """A spec for the tiny model on the fixtures, planned as `xtrc plan` would plan it."""
     defaults: dict[str, Any] = {
         "learning_rate": 1.0e-3, "batch_size": 16, "grad_accum": 1, "epochs": 10, "max_seq_length": 64,
@@ -76,6 +77,7 @@ def make_plan(store: Path, data_root: Path, *, targets: list[str], languages: di
         "model": "builtin:tiny-xlmr",
         "storage": {"uri": f"file://{store}"},
         "seeds": [seed],
+        "benchmark": benchmark,
         "targets": targets,
         "languages": languages,
         "training": {"defaults": defaults},
@@ -271,9 +273,10 @@ def test_target_stage_trains_and_evaluates(name: str, data_root: Path, tmp_path:
 
 
 def test_retrieval_stages_from_the_base_model(data_root: Path, tmp_path: Path) -> None:
-    languages = {"tatoeba": ["de", "ru"], "bucc": ["de", "ru"], "mewslix": ["en", "de"], "lareqa": ["en", "de"]}
-    plan = make_plan(tmp_path / "store", data_root, targets=list(languages), languages=languages)
-    assert plan.count_by_kind() == {"intermediate": 0, "target": 0, "retrieval": 4}
+    # XTREME's protocol: Tatoeba and BUCC are scored from the pretrained model
+    languages = {"tatoeba": ["de", "ru"], "bucc": ["de", "ru"]}
+    plan = make_plan(tmp_path / "store", data_root, targets=list(languages), languages=languages, benchmark="xtreme")
+    assert plan.count_by_kind() == {"intermediate": 0, "target": 0, "retrieval": 2}
     for config in plan.stages.values():
         assert config.init_from is None and not config.train_tasks
         run = run_stage(config)
@@ -284,12 +287,41 @@ def test_retrieval_stages_from_the_base_model(data_root: Path, tmp_path: Path) -
         assert not (stage_dir(config) / "checkpoints").exists()
 
 
+def test_xtreme_r_trains_dual_encoders_and_scores_tatoeba_from_the_squad_model(data_root: Path,
+                                                                              tmp_path: Path) -> None:
+    languages = {"xquad": ["en", "de"], "tatoeba": ["de", "ru"], "mewslix": ["en", "de"], "lareqa": ["en", "de"]}
+    plan = make_plan(tmp_path / "store", data_root, targets=list(languages), languages=languages, epochs=4)
+    assert plan.count_by_kind() == {"intermediate": 0, "target": 3, "retrieval": 1}
+    by_task = {ev.task: s for s in plan.stages.values() for ev in s.eval_tasks}
+    squad, tatoeba = by_task["xquad"], by_task["tatoeba"]
+    assert squad.save_model and tatoeba.init_from == squad.key
+    assert by_task["lareqa"].train_tasks == ("squad",) and by_task["lareqa"].key != squad.key
+    assert by_task["mewslix"].train_tasks == ("mewslix",)
+    assert list(plan.stages).index(squad.key) < list(plan.stages).index(tatoeba.key)
+    for task in ("mewslix", "lareqa"):  # in-batch-negatives training really trains
+        run = run_stage(by_task[task])
+        assert run.rc == 0, run.log
+        [phase] = progress(run.log)
+        assert_loss_falls(phase)
+        metrics = check_outputs(by_task[task], data_root)
+        assert metrics["selection"] == "last" and metrics["train"]["best_dev"] is None
+        heads = json.loads((stage_dir(by_task[task]) / "model" / "heads.json").read_text()) if (
+            stage_dir(by_task[task]) / "model").exists() else None
+        assert heads is None, "a dual-encoder stage feeds nothing downstream: its model is not kept"
+    run = run_stage(tatoeba)
+    assert run.rc != 0 and "not done" in run.log, "tatoeba waits for its SQuAD model"
+    assert run_stage(squad).rc == 0
+    assert MODEL_FILES <= {p.name for p in (stage_dir(squad) / "model").iterdir()}
+    assert run_stage(tatoeba).rc == 0
+    check_outputs(tatoeba, data_root)
+
+
 # --- 2 and 3. an intermediate checkpoint feeds a target and a retrieval stage ---------------
 
 
 def test_intermediate_checkpoint_feeds_target_and_retrieval(data_root: Path, tmp_path: Path) -> None:
     plan = make_plan(tmp_path / "store", data_root, targets=["panx", "tatoeba"], intermediate=["mnli"],
-                     languages={"panx": ["en", "de"], "tatoeba": ["de", "ru"]})
+                     languages={"panx": ["en", "de"], "tatoeba": ["de", "ru"]}, benchmark="xtreme")
     intermediate = only_stage(plan, "intermediate")
     target = only_stage(plan, "target")
     retrieval = only_stage(plan, "retrieval")
@@ -318,7 +350,7 @@ def test_intermediate_checkpoint_feeds_target_and_retrieval(data_root: Path, tmp
 
     # The same retrieval from the base model scores differently: the checkpoint was really used.
     base = make_plan(tmp_path / "base-store", data_root, targets=["tatoeba"],
-                     languages={"tatoeba": ["de", "ru"]})
+                     languages={"tatoeba": ["de", "ru"]}, benchmark="xtreme")
     base_config = only_stage(base, "retrieval")
     assert base_config.init_from is None and base_config.key != retrieval.key
     assert run_stage(base_config).rc == 0
@@ -477,7 +509,7 @@ def test_resume_after_training_ended_is_exact(data_root: Path, tmp_path: Path) -
 
 def test_edited_config_is_a_configuration_error(data_root: Path, tmp_path: Path) -> None:
     config = only_stage(make_plan(tmp_path / "store", data_root, targets=["tatoeba"],
-                                  languages={"tatoeba": ["de"]}), "retrieval")
+                                  languages={"tatoeba": ["de"]}, benchmark="xtreme"), "retrieval")
     edited = json.loads(config.to_json())
     edited["hparams"]["max_seq_length"] = 32  # changes the output, but the key was not recomputed
     proc = run_cli("run-stage", "--config", json.dumps(edited))
@@ -508,7 +540,7 @@ def test_missing_data_is_a_configuration_error(data_root: Path, tmp_path: Path) 
 
 def test_done_stage_exits_at_once(data_root: Path, tmp_path: Path) -> None:
     config = only_stage(make_plan(tmp_path / "store", data_root, targets=["tatoeba"],
-                                  languages={"tatoeba": ["de"]}), "retrieval")
+                                  languages={"tatoeba": ["de"]}, benchmark="xtreme"), "retrieval")
     assert run_stage(config).rc == 0
     success = stage_dir(config) / "_SUCCESS"
     metrics_before = (stage_dir(config) / "metrics.json").read_bytes()

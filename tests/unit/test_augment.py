@@ -339,9 +339,16 @@ def test_everything_switched_at_ratio_and_word_prob_one(world: tuple, data: st.D
     cfg = CodeSwitch(languages=list(dictionaries), dictionaries="unused", ratio=1.0, word_prob=1.0, per="word")
     examples = data.draw(st.lists(st.one_of(tagging_examples(vocab), sentence_examples(vocab),
                                             choice_examples(vocab)), min_size=1, max_size=4))
-    out, stats = CodeSwitcher(cfg, dictionaries).switch(examples, seed=data.draw(st.integers(0, 99)), epoch=0)
+    # per word, CoSDA-ML draws the language over all dictionaries and keeps a word the drawn one
+    # lacks: when every language's dictionary holds every entry, every known word is switched.
+    union: dict[str, tuple[str, ...]] = {}
+    for table in dictionaries.values():
+        for word, ts in table.items():
+            union[word] = tuple(dict.fromkeys(union.get(word, ()) + tuple(ts)))
+    full = {lang: union for lang in dictionaries}
+    out, stats = CodeSwitcher(cfg, full).switch(examples, seed=data.draw(st.integers(0, 99)), epoch=0)
     for before, after in zip(examples, out):
-        assert parse_example(before, after, dictionaries, must_switch=True) is not None, (before, after)
+        assert parse_example(before, after, full, must_switch=True) is not None, (before, after)
     # one language, per example: every word in that dictionary switched
     lang = next(iter(dictionaries))
     single = CodeSwitcher(CodeSwitch(languages=[lang], dictionaries="unused", ratio=1.0, word_prob=1.0),

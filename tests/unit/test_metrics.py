@@ -518,6 +518,7 @@ def test_metric_names_match_the_task_registry() -> None:
         "tatoeba": set(m.accuracy([0], [0])),
         "mewslix": set(m.mrr_at_k({"q": ["g"]}, {"q": "g"})),
         "lareqa": set(m.map_at_k({"q": ["g"]}, {"q": {"g"}})),
+        "ccg": set(m.accuracy(["N"], ["N"])),  # supertagging is scored on token accuracy (jiant)
     }
     for name, info in tasks.TASKS.items():
         if name == "squad_v2":  # has_answer_f1 / no_answer_f1 are not SQuAD v1.1 metrics

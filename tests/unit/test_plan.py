@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from xtrc import tasks
+from xtrc import protocol, tasks
 from xtrc.cli import main
 from xtrc.loader import load, load_text
 from xtrc.plan import Plan, build
@@ -100,8 +100,10 @@ def test_phang2020_needs_the_minimum_number_of_stages() -> None:
     assert set(plan.stages) <= set(three.stages)
 
 
-def _minimum(exp: Experiment, english_training: dict[str, str], retrieval: set[str]) -> dict[str, int]:
-    assert set(_targets(exp)) == set(english_training) | retrieval
+def _minimum(exp: Experiment, english_training: dict[str, str], from_squad: set[str]) -> dict[str, int]:
+    """Stage counts when every target trains (XTREME-R's protocol): retrieval targets in
+    ``from_squad`` are scored from each arm's SQuAD stage, so once per arm and seed."""
+    assert set(_targets(exp)) == set(english_training) | from_squad
     assert [lv.name for lv in exp.factors.intermediate if lv.is_none] == ["none"]
     assert all(lv.is_none or lv.apply_to == "target" for lv in exp.factors.augmentation)
     levels = sum(1 for lv in exp.factors.intermediate if not lv.is_none)
@@ -111,7 +113,7 @@ def _minimum(exp: Experiment, english_training: dict[str, str], retrieval: set[s
     return {
         "intermediate": levels * seeds,
         "target": (1 + levels) * augmentations * seeds * groups,
-        "retrieval": len(retrieval) * (1 + levels * seeds),
+        "retrieval": len(from_squad) * (1 + levels) * augmentations * seeds,
     }
 
 
@@ -120,8 +122,8 @@ def test_smoke_stage_counts() -> None:
     expected = _minimum(exp, {"xnli": "mnli", "panx": "panx", "xquad": "squad"}, {"tatoeba"})
     # intermediate: 1 level (mnli) x 2 seeds; code-switching is target-only, so both aug arms share it = 2
     # target: 2 checkpoints x 2 aug levels x 2 seeds x 3 training sets (mnli for xnli, panx, squad for xquad) = 24
-    # retrieval: tatoeba x (1 base model + 1 level x 2 seeds) = 3
-    assert expected == {"intermediate": 2, "target": 24, "retrieval": 3}
+    # retrieval: tatoeba from each arm's SQuAD model (XTREME-R's run_tatoeba.sh): 2 x 2 x 2 seeds = 8
+    assert expected == {"intermediate": 2, "target": 24, "retrieval": 8}
     plan = build(exp)
     assert plan.count_by_kind() == expected
     # naive: 2 intermediate arms x 2 seeds + 4 arms x 2 seeds x 4 targets = 4 + 32 = 36
@@ -130,17 +132,20 @@ def test_smoke_stage_counts() -> None:
 
 def test_combined_stage_counts() -> None:
     exp = load(_spec_path("combined"))
+    # Mewsli-X and LAReQA train dual encoders (on mention-entity pairs and on SQuAD): LAReQA
+    # trains on SQuAD like XQuAD/MLQA but with another objective, so it is a group of its own.
     english_training = {"xnli": "mnli", "xcopa": "siqa+copa", "udpos": "udpos", "panx": "panx",
-                        "xquad": "squad", "mlqa": "squad", "tydiqa": "tydiqa"}
-    expected = _minimum(exp, english_training, {"tatoeba", "mewslix", "lareqa"})
+                        "xquad": "squad", "mlqa": "squad", "tydiqa": "tydiqa", "mewslix": "mewslix",
+                        "lareqa": "squad-dual"}
+    expected = _minimum(exp, english_training, {"tatoeba"})
     # intermediate: 1 level (phang9 multi-task) x 3 seeds = 3
-    # target: 2 checkpoints x 2 aug levels x 3 seeds x 6 training sets
-    #         (mnli, siqa+copa, udpos, panx, squad for xquad+mlqa, tydiqa) = 72
-    # retrieval: 3 tasks (tatoeba, mewslix, lareqa) x (1 base model + 1 level x 3 seeds) = 12
-    assert expected == {"intermediate": 3, "target": 72, "retrieval": 12}
+    # target: 2 checkpoints x 2 aug levels x 3 seeds x 8 training sets
+    #         (mnli, siqa+copa, udpos, panx, squad for xquad+mlqa, tydiqa, mewslix, squad dual) = 96
+    # retrieval: tatoeba x 2 checkpoints x 2 aug levels x 3 seeds = 12
+    assert expected == {"intermediate": 3, "target": 96, "retrieval": 12}
     plan = build(exp)
     assert plan.count_by_kind() == expected
-    assert len(plan.stages) == 87
+    assert len(plan.stages) == 111
     # naive: 2 intermediate arms x 3 seeds + 4 arms x 3 seeds x 10 targets = 6 + 120 = 126
     assert plan.naive_stage_count == 126
 
@@ -156,7 +161,9 @@ def test_dag_order_upstreams_and_cells(name: str) -> None:
         for up in stage.upstream:
             assert up in plan.stages
             assert order[up] < order[key]
-            assert plan.stages[up].kind == "intermediate"
+            # a retrieval stage scored from the SQuAD model starts from that target stage
+            assert plan.stages[up].kind == "intermediate" or (
+                stage.kind == "retrieval" and plan.stages[up].save_model)
         if stage.kind == "intermediate":
             assert stage.upstream == ()
             assert stage.seed in exp.seeds
@@ -179,8 +186,14 @@ def test_dag_order_upstreams_and_cells(name: str) -> None:
             stage = plan.stages[key]
             assert arm.name in plan.arms_by_stage[key]
             assert task in [e.task for e in stage.eval_tasks]
-            assert stage.kind == ("target" if tasks.TASKS[task].trains else "retrieval")
-            assert stage.upstream == tuple(intermediates)
+            rule = protocol.for_target(exp.benchmark, task)
+            assert stage.kind == rule.stage
+            if stage.kind == "target" or rule.init == "arm":
+                assert stage.upstream == tuple(intermediates)
+            else:
+                [squad] = stage.upstream
+                assert plan.stages[squad].train_tasks == ("squad",) and plan.stages[squad].save_model
+                assert plan.stages[squad].seed == seed and plan.stages[squad].upstream == tuple(intermediates)
             if stage.kind == "target":
                 assert stage.seed == seed
         used_intermediates.update(intermediates)
@@ -230,9 +243,15 @@ def test_learning_rate_changes_targets_not_base_retrieval() -> None:
     after = build(_variant("smoke", lambda d: d["training"]["defaults"].update(learning_rate=2.0e-3)))
     assert set(_keys(after, "target")).isdisjoint(_keys(before, "target"))
     assert len(_keys(after, "target")) == len(_keys(before, "target"))
-    base_retrieval = [k for k in _keys(before, "retrieval") if not before.stages[k].upstream]
+    # tatoeba is scored from the SQuAD model (XTREME-R), a target stage: it changes too
+    assert set(_keys(after, "retrieval")).isdisjoint(_keys(before, "retrieval"))
+    xtreme = build(_variant("smoke", lambda d: d.update(benchmark="xtreme")))
+    xtreme_after = build(_variant("smoke", lambda d: (d.update(benchmark="xtreme"),
+                                                      d["training"]["defaults"].update(learning_rate=2.0e-3))))
+    # under XTREME's protocol tatoeba is scored from the base model: that stage stays
+    base_retrieval = [k for k in _keys(xtreme, "retrieval") if not xtreme.stages[k].upstream]
     assert len(base_retrieval) == 1
-    assert set(base_retrieval) <= set(after.stages)
+    assert set(base_retrieval) <= set(xtreme_after.stages)
 
 
 def test_checkpoint_frequency_does_not_change_keys() -> None:
@@ -253,9 +272,9 @@ def test_target_only_augmentation_leaves_intermediates_alone() -> None:
 
     after = build(_variant("smoke", weaker))
     assert _keys(after, "intermediate") == _keys(before, "intermediate")
-    assert _keys(after, "retrieval") == _keys(before, "retrieval")
     exp = before.experiment
-    for arm, seed, task in itertools.product(before.arms, exp.seeds, ("xnli", "panx", "xquad")):
+    # tatoeba responds to the augmentation through the arm's SQuAD model
+    for arm, seed, task in itertools.product(before.arms, exp.seeds, ("xnli", "panx", "xquad", "tatoeba")):
         old, new = before.cells[(arm.name, seed, task)], after.cells[(arm.name, seed, task)]
         if arm.augmentation.name == "cs":
             assert old != new
@@ -282,8 +301,11 @@ def test_adding_a_target_keeps_other_keys_unless_it_merges() -> None:
         # xquad and mlqa both train on SQuAD: one stage trains once and evaluates both, so its key changes.
         assert with_mlqa.cells[(*cell, "xquad")] != before.cells[(*cell, "xquad")]
         assert with_mlqa.cells[(*cell, "xquad")] == with_mlqa.cells[(*cell, "mlqa")]
-        for task in ("xnli", "panx", "tatoeba"):
+        for task in ("xnli", "panx"):
             assert with_mlqa.cells[(*cell, task)] == before.cells[(*cell, task)]
+        # tatoeba is scored from that SQuAD stage's model, so it follows it
+        tatoeba = with_mlqa.stages[with_mlqa.cells[(*cell, "tatoeba")]]
+        assert tatoeba.upstream == (with_mlqa.cells[(*cell, "xquad")],)
     assert _keys(with_mlqa, "intermediate") == _keys(before, "intermediate")
 
 
@@ -363,7 +385,7 @@ def test_cli_plan_counts_done_stages_in_the_store(tmp_path: Path, capsys: pytest
     assert summary["stages"]["total"] == total
     assert summary["stages"]["done"] == 2
     assert summary["stages"]["to_run"] == total - 2
-    assert summary["stages"]["to_run_by_kind"] == {"intermediate": 2, "target": 71, "retrieval": 12}
+    assert summary["stages"]["to_run_by_kind"] == {"intermediate": 2, "target": 95, "retrieval": 12}
     assert {row["key"] for row in summary["dag"] if row["done"]} == set(done)
     assert 0 < summary["gpu_hours"]["remaining"] < summary["gpu_hours"]["total"]
 
