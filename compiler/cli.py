@@ -143,8 +143,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--yes", action="store_true", help="with --purge-store: do not ask")
 
     command("schema", _schema, "Print the spec's JSON Schema (for editors: yaml-language-server).")
-    p = command("tasks", _tasks, "List the task registry: types, languages, metrics, data sources.")
+    p = command("tasks", _tasks, "List the task registry (types, languages, metrics, data sources) and the "
+                "benchmark protocol: what each target trains on, from which checkpoint, with which "
+                "augmentation, how it is selected and scored, and every deviation from the reference.")
     p.add_argument("--json", action="store_true", help="machine-readable output: every field of every task")
+    p.add_argument("--benchmark", choices=("xtreme-r", "xtreme"), default="xtreme-r",
+                   help="whose protocol to print (default xtreme-r; a spec's benchmark: picks it)")
     return parser
 
 
@@ -862,8 +866,12 @@ def _tasks(args: argparse.Namespace) -> int:
     from xtrc import tasks
 
     if args.json:
+        from xtrc import protocol
+
         print(json.dumps({"tasks": [_jsonable(info) for info in tasks.TASKS.values()],
-                          "groups": {g: list(m) for g, m in tasks.GROUPS.items()}}, indent=2))
+                          "groups": {g: list(m) for g, m in tasks.GROUPS.items()},
+                          "protocol": {b: {t: _jsonable(r) for t, r in rules.items()}
+                                       for b, rules in protocol.PROTOCOLS.items()}}, indent=2))
         return 0
     from rich.console import Console
 
@@ -885,7 +893,28 @@ def _tasks(args: argparse.Namespace) -> int:
     print("groups:")
     for group, members in tasks.GROUPS.items():
         print(f"  {group} = {' '.join(members)}")
+    _print_protocol(Console(width=100_000) if piped else Console(), args.benchmark)
     return 0
+
+
+def _print_protocol(console: Any, benchmark: str) -> None:
+    from xtrc import protocol
+    from xtrc.report.fit import print_fitted
+
+    rules = protocol.PROTOCOLS[benchmark]
+    rows = [[rule.stage, ",".join(rule.train_on) or "-", rule.objective,
+             "arm's SQuAD model" if rule.init == "squad" else "base/intermediate",
+             ",".join(sorted(rule.augment)) or "-", rule.selection] for rule in rules.values()]
+    print_fitted(console, f"{benchmark} protocol (xtrc.protocol)", "target", list(rules),
+                 ["stage", "trains on", "objective", "starts from", "augmentation", "selection"], rows,
+                 justify="left")
+    print("scoring (reference):")
+    for rule in rules.values():
+        print(f"  {rule.task}: {rule.scoring} ({rule.reference})")
+    print("deviations from the reference:")
+    for rule in rules.values():
+        for deviation in rule.deviations:
+            print(f"  {rule.task}: {deviation}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -106,7 +106,9 @@ def _xtreme_r() -> dict[str, TargetProtocol]:
             "and prepended; candidates = entity descriptions; normalised CLS vectors of the dual encoder",
             "scripts/train_mewslix.sh, run_retrieval_el.py, utils_mewslix.py",
             ("the pooler (dense + tanh on CLS) is a fresh head, not the checkpoint's pooler",
-             "translate-train does not apply (no translated mention-entity pairs exist)")),
+             "translate-train does not apply (no translated mention-entity pairs exist)",
+             "a mention row without sentence_spans is marked in its whole context (the reference keeps "
+             "the mention's sentence)")),
         "lareqa": TargetProtocol(
             "lareqa", "target", ("squad",), "dual_encoder", "arm", frozenset({"code_switch"}), "last",
             "mAP@20 over the multilingual pool; candidates = answer sentences encoded with their context",
@@ -118,7 +120,9 @@ def _xtreme_r() -> dict[str, TargetProtocol]:
         "tatoeba": TargetProtocol(
             "tatoeba", "retrieval", (), "none", "squad", frozenset(), "last",
             "accuracy; English queries the non-English index; mean pooling of hidden_states[L//2+2]",
-            "scripts/run_tatoeba.sh (MODEL=models/squad), evaluate_retrieval.py"),
+            "scripts/run_tatoeba.sh (MODEL=models/squad), evaluate_retrieval.py",
+            ("the SQuAD model is the arm's XQuAD/MLQA stage; when no such stage is planned, a SQuAD stage "
+             "of its own that takes the arm's code-switching but not translate-train",)),
         "bucc": TargetProtocol(
             "bucc", "retrieval", (), "none", "squad", frozenset(), "last",
             "F1 over mined pairs: CLS of hidden_states[8], ratio margin k=4, one-to-one 'max' mining, "

@@ -917,7 +917,7 @@ _TASKS: list[TaskInfo] = [
         benchmarks=frozenset({"xtreme-r"}),
         source=None,
         needs_data_path=True,
-        sizes=Sizes(train=115000, test_per_language=2500),
+        sizes=Sizes(train=115000, test_per_language=2500),  # train: order of magnitude [unverified]
         mean_tokens=64,
         recipe=_MEWSLIX_RECIPE,
         notes="Not on the hub: Mewsli-X comes from google-research/"

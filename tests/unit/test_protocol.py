@@ -294,3 +294,85 @@ def test_code_switch_per_word_rate_is_cosda_mls_rule() -> None:
     for rate, want in zip(rates, expected):
         assert abs(rate - want) < 0.035, (rates, expected)  # 4 binomial standard deviations at n = 3000
     assert stats["words_switched"] == sum(round(r * n) for r in rates)
+
+
+# --- `xtrc tasks` --------------------------------------------------------------------------
+
+
+def test_xtrc_tasks_prints_the_protocol_and_its_deviations() -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    xtrc = shutil.which("xtrc", path=str(Path(sys.executable).parent)) or shutil.which("xtrc")
+    assert xtrc, "the xtrc console script is installed"
+    env = {**os.environ, "COLUMNS": "160"}
+    out = subprocess.run([xtrc, "tasks"], capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    assert "xtreme-r protocol" in out and "deviations from the reference:" in out
+    # the protocol table comes after the registry table: its rows win
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
+    assert "dual_encoder" in lines["mewslix"] and "dual_encoder" in lines["lareqa"]
+    assert "arm's SQuAD model" in lines["tatoeba"]
+    for rule in protocol.PROTOCOLS["xtreme-r"].values():
+        for deviation in rule.deviations:
+            assert f"{rule.task}: {deviation}" in out
+    xtreme = subprocess.run([xtrc, "tasks", "--benchmark", "xtreme"], capture_output=True, text=True, env=env,
+                            timeout=60, check=True).stdout
+    tatoeba = [line for line in xtreme.splitlines() if line.startswith("│ tatoeba")][-1]  # the protocol table
+    assert "base/intermediate" in tatoeba
+
+
+# --- training: the dual-encoder loss and fp16 -----------------------------------------------
+
+
+def test_dual_encoder_loss_is_in_batch_cross_entropy_of_scaled_cosines() -> None:
+    torch = pytest.importorskip("torch")
+    from xtrc_runtime.features import collate
+    from xtrc_runtime.data import DualExample
+    from xtrc_runtime.model import HeadSpec, TaskModel
+    from xtrc_runtime.tiny import build_encoder
+    from xtrc_runtime.train import loss_for
+    from xtrc_runtime.features import Feature
+
+    model = TaskModel(build_encoder(40), {"target": HeadSpec("retrieval")}).eval()
+    features = [Feature([[0, 5 + i, 2], [0, 20 + i, 21, 2]], 0, i) for i in range(4)]
+    batch = collate(features, pad_id=1)
+    assert batch["input_ids"].shape == (4, 2, 4)
+    with torch.no_grad():
+        loss = loss_for(model, "target", batch)
+        q = torch.nn.functional.normalize(model.encode("target", batch["input_ids"][:, 0], batch["attention_mask"][:, 0]), dim=-1)
+        c = torch.nn.functional.normalize(model.encode("target", batch["input_ids"][:, 1], batch["attention_mask"][:, 1]), dim=-1)
+        # BertForRetrieval: logits = cos(q_i, c_j) * logit_scale (initialised to 100), labels = arange
+        want = torch.nn.functional.cross_entropy(q @ c.T * 100.0, torch.arange(4))
+    assert float(loss) == pytest.approx(float(want), rel=1e-4)
+    assert DualExample("x", "q", "c").context is None
+
+
+def test_fp16_trains_with_a_grad_scaler() -> None:
+    torch = pytest.importorskip("torch")
+    from xtrc.stage import Hyperparameters
+    from xtrc_runtime.features import Feature
+    from xtrc_runtime.model import HeadSpec, TaskModel
+    from xtrc_runtime.tiny import build_encoder
+    from xtrc_runtime.train import Trainer, TrainTask
+
+    for precision in ("fp16", "bf16", "fp32"):  # no autocast on the CPU: no scaling either
+        cpu = Trainer(TaskModel(build_encoder(40), {}), Hyperparameters(precision=precision), seed=0,
+                      device=torch.device("cpu"), pad_id=1)
+        assert not cpu.scaler.is_enabled()
+    if not torch.cuda.is_available():
+        pytest.skip("fp16 autocast needs a CUDA GPU")
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = TaskModel(build_encoder(40), {"t": HeadSpec("classification", ("a", "b"))}).to(device)
+    hp = Hyperparameters(precision="fp16", batch_size=8, epochs=4, learning_rate=1e-3, warmup_ratio=0.0)
+    features = [Feature([0, 5 + i % 2, 6, 2], i % 2, i) for i in range(64)]
+    trainer = Trainer(model, hp, seed=0, device=device, pad_id=1)
+    assert trainer.scaler.is_enabled() and trainer.autocast_dtype == torch.float16
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    trainer.train([[TrainTask("t", "t", features)]])
+    after = model.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(before[k], v) for k, v in after.items()), "fp16 steps updated the weights"
+    assert trainer.scaler.get_scale() > 0
