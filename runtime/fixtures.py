@@ -64,7 +64,9 @@ Schemas of tasks without a hub source (defined here; a user-provided path must m
   ``{"entity_id": "Q…", "title": str, "description": str}`` (English, as Wikidata descriptions).
 * **lareqa** — per language ``data/lareqa/{lang}/questions.jsonl``
   ``{"id": str, "question": str, "answer_ids": [str]}`` and ``data/lareqa/{lang}/candidates.jsonl``
-  ``{"id": str, "sentence": str}``. The retrieval pool is the union of every language's
+  ``{"id": str, "sentence": str, "context": str}`` (the paragraph the sentence comes from; the
+  answer tower encodes the sentence with it, as XTREME's LAReQA does; ``context`` is optional
+  in user data). The retrieval pool is the union of every language's
   candidates; a question's ``answer_ids`` name its answer sentence in every generated LAReQA
   language (one relevant candidate per language, ids ``{lang}-c{n}``).
 
@@ -1463,11 +1465,13 @@ def _write_lareqa(run: _Run, info: registry.TaskInfo) -> None:
     r = run.rng("lareqa", "test")
     g = _Gen(r)
     sentences: list[list[str]] = []
+    paragraph_of: list[list[list[str]]] = []  # each sentence's paragraph: its context
     questions: list[tuple[list[str], int]] = []
     while len(questions) < run.sizes.test:
         _, facts, _ = _paragraph(g, r.randint(3, 5))
         first = len(sentences)
         sentences.extend(f.sentence for f in facts)
+        paragraph_of.extend([[f.sentence for f in facts]] * len(facts))
         for k in r.sample(range(len(facts)), min(len(facts), r.randint(1, 3))):
             if len(questions) < run.sizes.test:
                 questions.append((facts[k].question, first + k))
@@ -1478,7 +1482,8 @@ def _write_lareqa(run: _Run, info: registry.TaskInfo) -> None:
              "answer_ids": [f"{other}-c{answer:05d}" for other in langs]}
             for j, (q, answer) in enumerate(questions)])
         run.writer.jsonl(f"data/lareqa/{code}/candidates.jsonl", [
-            {"id": f"{code}-c{k:05d}", "sentence": _text(lang, s)} for k, s in enumerate(sentences)])
+            {"id": f"{code}-c{k:05d}", "sentence": _text(lang, s),
+             "context": " ".join(_text(lang, x) for x in paragraph_of[k])} for k, s in enumerate(sentences)])
 
 
 def _resolve_tasks(tasks: Iterable[str] | None) -> tuple[str, ...]:

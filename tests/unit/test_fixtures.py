@@ -292,7 +292,8 @@ def test_lareqa_pool_has_one_answer_per_language(root: Path) -> None:
     pool: dict[str, str] = {}
     for lang in langs:
         for c in rows(root, f"data/lareqa/{lang}/candidates.jsonl"):
-            assert set(c) == {"id", "sentence"} and c["id"] not in pool
+            assert set(c) == {"id", "sentence", "context"} and c["id"] not in pool
+            assert c["sentence"] in c["context"]
             pool[c["id"]] = lang
     for lang in langs:
         questions = rows(root, f"data/lareqa/{lang}/questions.jsonl")

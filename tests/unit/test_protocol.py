@@ -376,3 +376,17 @@ def test_fp16_trains_with_a_grad_scaler() -> None:
     assert all(torch.isfinite(v).all() for v in after.values())
     assert any(not torch.equal(before[k], v) for k, v in after.items()), "fp16 steps updated the weights"
     assert trainer.scaler.get_scale() > 0
+
+
+def test_tatoeba_without_a_qa_target_gets_a_squad_stage_of_its_own() -> None:
+    spec = (SPECS_DIR / "smoke.yaml").read_text()
+    only = load_text(spec.replace("targets: [xnli, panx, xquad, tatoeba]", "targets: [tatoeba]"))
+    plan = build(only)
+    assert plan.count_by_kind() == {"intermediate": 2, "target": 8, "retrieval": 8}
+    for (arm, seed, task), key in plan.cells.items():
+        squad = plan.stages[plan.stages[key].init_from]
+        assert (squad.kind, squad.train_tasks, squad.eval_tasks, squad.save_model) == ("target", ("squad",), (), True)
+        assert squad.seed == seed and squad.hparams.selection == "last"
+        assert protocol.dual_encoder([]) is False  # it trains its QA head
+        # the arm's code-switching reaches Tatoeba through it
+        assert (squad.augmentation is not None) == arm.endswith("+cs")
