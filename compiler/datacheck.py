@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from xtrc import tasks
+from xtrc import protocol, tasks
 from xtrc.stage import StageConfig
 
 if TYPE_CHECKING:
@@ -50,9 +50,15 @@ def stage_needs(config: StageConfig) -> list[Need]:
     """Every split and language ``config`` reads (translate-train and dictionaries aside:
     :func:`translation_targets` and ``augmentation.code_switch``)."""
     out: list[Need] = []
-    for task in config.train_tasks:
+    evals = [e.task for e in config.eval_tasks]
+    for i, task in enumerate(config.train_tasks):
         out.append(Need(task, "en", "train"))
-        out.append(Need(task, "en", "dev", optional=True))
+        if task == "mewslix":  # training pairs name their entities in the catalogue
+            out.append(Need("mewslix", "", "test", "entities"))
+        if config.hparams.selection == "dev":  # the dev set that selects this phase's checkpoint
+            last = i == len(config.train_tasks) - 1
+            chosen = protocol.selection_task(evals, task, last) if config.kind == "target" else task
+            out.append(Need(chosen, "en", "dev", optional=True))
     for ev in config.eval_tasks:
         if ev.task == "mewslix":
             out.append(Need("mewslix", "", "test", "entities"))
@@ -61,8 +67,8 @@ def stage_needs(config: StageConfig) -> list[Need]:
                 out += [Need("lareqa", lang, "test", "questions"), Need("lareqa", lang, "test", "candidates")]
             else:
                 out.append(Need(ev.task, lang, "test"))
-            if ev.task == "bucc":
-                out.append(Need("bucc", lang, "dev", optional=True))
+            if ev.task == "bucc":  # the sample gold tunes the threshold: required (no test-optimal fallback)
+                out.append(Need("bucc", lang, "dev"))
     return list(dict.fromkeys(out))
 
 
