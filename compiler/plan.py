@@ -186,6 +186,7 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
                 augmentation=_augmentation(arm.augmentation, "target", frozenset({"code_switch"})),
                 data=_data_for(exp, (protocol.SQUAD_TASK,)),
                 seed=seed,
+                **({} if init_from else base_corpus),
                 **common,
             ), arm)
 
@@ -193,14 +194,15 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
             plan.naive_stage_count += 1
             full = _resolve(exp, task)
             hparams = Hyperparameters(**{f: getattr(full, f) for f in _RETRIEVAL_FIELDS})
+            upstream = squad_key if proto[task].init == "squad" else init_from
             plan.cells[(arm.name, seed, task)] = add(StageConfig(
                 kind="retrieval",
-                init_from=squad_key if proto[task].init == "squad" else init_from,
+                init_from=upstream,
                 eval_tasks=(EvalTask(task=task, languages=_languages(exp, task)),),
                 hparams=hparams,
                 data=_data_for(exp, (task,)),
                 seed=None,  # no training: the output depends only on the checkpoint
-                **({} if init_from else base_corpus),
+                **({} if upstream else base_corpus),
                 **common,
             ), arm)
     if fingerprinter is not None:
@@ -256,9 +258,11 @@ def tokenizer_corpus(exp: Experiment) -> tuple[tuple[str, str, str], ...]:
     the experiment trains on, and every test set it evaluates, in the experiment's languages.
     One corpus for the whole experiment, so every arm starts from the same base model."""
     parts: list[tuple[str, str, str]] = []
+    proto = protocol.PROTOCOLS[exp.benchmark]
     training = [t for level in exp.factors.intermediate for t in level.task_names]
-    training += [t for target in exp.target_tasks if tasks.TASKS[target].trains
-                 for t in tasks.TASKS[target].training_tasks]
+    training += [t for target in exp.target_tasks for t in proto[target].train_on]
+    if any(proto[t].init == "squad" for t in exp.target_tasks):
+        training.append(protocol.SQUAD_TASK)
     for task in dict.fromkeys(training):
         parts += [(task, "en", "train"), (task, "en", "dev")]
     for task in exp.target_tasks:
