@@ -908,13 +908,20 @@ def _print_protocol(console: Any, benchmark: str) -> None:
     print_fitted(console, f"{benchmark} protocol (xtrc.protocol)", "target", list(rules),
                  ["stage", "trains on", "objective", "starts from", "augmentation", "selection"], rows,
                  justify="left")
+    import textwrap
+
+    width = min(getattr(console, "width", 80) or 80, 100)
+
+    def item(text: str) -> None:
+        print(textwrap.fill(text, width=width, initial_indent="  ", subsequent_indent="    "))
+
     print("scoring (reference):")
     for rule in rules.values():
-        print(f"  {rule.task}: {rule.scoring} ({rule.reference})")
+        item(f"{rule.task}: {rule.scoring} ({rule.reference})")
     print("deviations from the reference:")
     for rule in rules.values():
         for deviation in rule.deviations:
-            print(f"  {rule.task}: {deviation}")
+            item(f"{rule.task}: {deviation}")
 
 
 def _jsonable(value: Any) -> Any:
