@@ -86,6 +86,7 @@ def build_report(results: Results, *, tasks: Sequence[str] | None = None, by: st
             notes.append("languages: restricts " + ", ".join(
                 f"{t} to {len(task_languages(results, t))} of {len(registry.TASKS[t].languages_for(score))} languages"
                 for t in restricted) + "; the averages are not comparable with published numbers")
+    notes += _cap_notes(results, chosen)
     values = {**cells, **aggregates}
     if baseline is not None:
         for (arm, col), value in values.items():
@@ -173,6 +174,31 @@ def task_languages(results: Results, task: str) -> list[str]:
     order = language_order(results)
     rank = {lang: i for i, lang in enumerate(order)}
     return sorted(languages, key=lambda lang: (rank.get(lang, len(order)), lang != "en", lang))
+
+
+def _cap_notes(results: Results, chosen: Sequence[str]) -> list[str]:
+    """Where ``max_eval_examples`` left test examples out: from ``metrics.json``'s per-language
+    ``examples`` record (``evaluated``, ``cap.left_out``), read from the first done cell of each task."""
+    notes = []
+    for task in chosen:
+        entry = next((e for (arm, seed, t) in results.plan.cells if t == task
+                      and (e := results.task_result(arm, seed, task)) is not None), None)
+        examples = entry.get("examples") if entry else None
+        if not isinstance(examples, dict):
+            continue
+        capped = []
+        for lang in task_languages(results, task):
+            counts = examples.get(lang)
+            cap = counts.get("cap") if isinstance(counts, dict) else None
+            if isinstance(cap, dict) and not cap.get("not_applied") and cap.get("left_out"):
+                try:
+                    capped.append(f"{lang} {int(counts['evaluated'])}/{int(counts['evaluated']) + int(cap['left_out'])}")
+                except (KeyError, TypeError, ValueError):
+                    continue
+        if capped:
+            notes.append(f"{task} is scored on part of its test sets (max_eval_examples; evaluated/available): "
+                         + ", ".join(capped))
+    return notes
 
 
 def _score_rule(tasks: Sequence[str]) -> str:

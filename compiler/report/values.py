@@ -67,7 +67,7 @@ class Value:
     def latex(self, *, delta: bool = True) -> str:
         if not self.ok or self.mean is None:
             return r"\textit{" + latex_escape(self.detail()) + "}"
-        return self._number(r"$\pm$", delta)
+        return self._number(r"$\pm$", delta).replace(DEGENERATE_MARK, r"$^\dagger$")
 
     def _number(self, plus_minus: str, delta: bool) -> str:
         """``mean ± std (Δ)``, each part where known."""
@@ -245,7 +245,7 @@ class Report:
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "−": "--", "Δ": r"$\Delta$", "±": r"$\pm$", "×": r"$\times$", "•": r"\textbullet{}"}
+                  "−": "--", "Δ": r"$\Delta$", DEGENERATE_MARK: r"$^\dagger$", "±": r"$\pm$", "×": r"$\times$", "•": r"\textbullet{}"}
 
 
 def latex_escape(text: str) -> str:

@@ -110,6 +110,8 @@ def test_a_collapsed_baseline_is_marked_and_the_verdict_says_so(tmp_path: Path) 
     assert "degenerate" not in comparison(report, "combined-intermediate", "xnli").statement()
     table = render(report, "table")
     assert "†" in table and "degenerate" in table
+    latex = render(report, "latex")
+    assert r"$^\dagger$" in latex and "†" not in latex
 
 
 def test_chance_level_predictions_are_flagged() -> None:
@@ -156,3 +158,16 @@ def test_the_xtreme_r_score_leaves_out_pawsx_and_restricted_languages_get_a_note
     assert "pawsx left out: not XTREME-R tasks" in notes
     assert "mean over tasks: the plain mean of the 2 targets' headline metrics" in notes
     assert "languages: restricts xnli to 2 of 15 languages" in notes
+
+
+def test_a_capped_test_set_is_named_in_a_note(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, ["xnli"], {"xnli": ["en", "de"]})
+    write_store(plan, xnli_records)
+    for key in set(plan.cells.values()):
+        path = Path(plan.experiment.storage.uri.removeprefix("file://")) / "stages" / key / "metrics.json"
+        rewrite_metrics(path, lambda m: m["tasks"]["xnli"].update(examples={
+            "en": {"rows": 5010, "evaluated": 90, "cap": {"max_eval_examples": 90, "left_out": 4920}},
+            "de": {"rows": 90, "evaluated": 90, "cap": {"not_applied": True}}}))
+    report = build_report(collect(plan, store_of(plan)), bootstrap=0)
+    assert any(n == "xnli is scored on part of its test sets (max_eval_examples; evaluated/available): en 90/5010"
+               for n in report.notes), report.notes
