@@ -52,7 +52,8 @@ def test_selection_is_resolved_per_task_and_configurable() -> None:
                and s.augmentation is None for ev in s.eval_tasks}
     assert by_task["xquad"].hparams.selection == "last" and by_task["xnli"].hparams.selection == "dev"
     spec = (SPECS_DIR / "smoke.yaml").read_text()
-    overridden = build(load_text(spec.replace("training:\n", "training:\n  tasks:\n    xquad: {selection: dev}\n", 1)))
+    assert "\n  tasks:\n" in spec  # smoke.yaml has a training.tasks block (XNLI's epochs): add XQuAD to it
+    overridden = build(load_text(spec.replace("\n  tasks:\n", "\n  tasks:\n    xquad: {selection: dev}\n", 1)))
     xquad = {s.hparams.selection for s in overridden.stages.values() for ev in s.eval_tasks if ev.task == "xquad"}
     assert xquad == {"dev"}
 
