@@ -2,6 +2,7 @@
 
     python bench/plan_render.py [--seeds 15] [--augmentations 9]
     python bench/plan_render.py --seeds 82    # ~57,000 stages: the most the 100,000-stage naive cap allows
+    python bench/plan_render.py --scaling     # plan time per (arm, seed) at 110-990 arms
 
 The goal (issue: foundation) is the whole thing — load, validate, plan, render, parse back — in
 at most 2 s on a 2-core machine. The script prints each phase and the ratio of the total to
@@ -16,6 +17,7 @@ same process, while the same documents are held in a list (what render did befor
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import sys
@@ -54,10 +56,35 @@ def big_spec(seeds: int, augmentations: int = 9) -> str:
     return yaml.safe_dump(spec, sort_keys=False)
 
 
+def plan_scaling(seeds: int = 2) -> None:
+    """Plan CPU time per (arm, seed) at growing arm counts: flat when plan is linear in arms."""
+    rates = []
+    for levels in (10, 30, 90):  # 11 intermediate levels x this many augmentation levels
+        spec = yaml.safe_load(big_spec(seeds))
+        spec["factors"]["augmentation"] = ["none"] + [
+            {"name": f"cs{i}", "code_switch": {"languages": ["de"], "dictionaries": "s3://d/",
+                                               "word_prob": round(0.001 * i, 3)}} for i in range(1, levels)]
+        exp = load_text(yaml.safe_dump(spec), "scaling.yaml")
+        best = float("inf")
+        for _ in range(3):  # the minimum of three: the least disturbed by other load
+            gc.collect()  # the previous plan's garbage must not be collected on this one's clock
+            t = time.process_time()
+            plan = build(exp)
+            best = min(best, time.process_time() - t)
+            n_arms, n_stages = len(plan.arms), len(plan.stages)
+            del plan
+        per = best / (n_arms * seeds) * 1e6
+        rates.append(per)
+        print(f"plan scaling: {n_arms:4d} arms x {seeds} seeds -> {n_stages:6d} stages in "
+              f"{best:.3f}s CPU, {per:.0f} us per (arm, seed)")
+    print(f"plan scaling: per-(arm, seed) cost at 9x the arms = {rates[-1] / rates[0]:.2f}x (1.0 is linear)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=15)
     parser.add_argument("--augmentations", type=int, default=9, help="code-switching levels besides none")
+    parser.add_argument("--scaling", action="store_true", help="also time plan at 110, 330 and 990 arms")
     args = parser.parse_args()
     text = big_spec(args.seeds, args.augmentations)
 
@@ -90,6 +117,9 @@ def main() -> None:
               f"the shape check makes render {baseline / render_s:.1f}x faster")
     for line in memory_lines:
         print(line)
+
+    if args.scaling:
+        plan_scaling()
 
 
 def _peak_rss() -> int:

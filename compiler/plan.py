@@ -110,15 +110,24 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
     # the XQuAD/MLQA stage when it is planned with these settings, else a stage of its own.
     needs_squad = any(proto[t].init == "squad" for t in retrieval)
     squad_hparams = _resolve(exp, "xquad")
+    languages = {t: _languages(exp, t) for t in exp.target_tasks}
+    data_by_names: dict[tuple[str, ...], dict] = {}
+
+    def data_for(names: tuple[str, ...]) -> dict:
+        if names not in data_by_names:
+            data_by_names[names] = _data_for(exp, names)
+        return data_by_names[names]
+
+    users: set[tuple[str, str]] = set()  # (stage key, arm): a list membership test here made plan quadratic
 
     def add(config: StageConfig, arm: Arm) -> str:
         if fingerprinter is not None:
             config = config.model_copy(update={"data_fingerprint": _fingerprint(fingerprinter, exp, config)})
         config = config.with_key()
         plan.stages.setdefault(config.key, config)
-        users = plan.arms_by_stage.setdefault(config.key, [])
-        if arm.name not in users:
-            users.append(arm.name)
+        if (config.key, arm.name) not in users:
+            users.add((config.key, arm.name))
+            plan.arms_by_stage.setdefault(config.key, []).append(arm.name)
         return config.key
 
     for arm, seed in itertools.product(plan.arms, exp.seeds):
@@ -132,7 +141,7 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
                 hparams=_resolve_intermediate(exp, level),
                 multitask_cap=level.sampling.cap if len(level.task_names) > 1 else None,
                 augmentation=_augmentation(arm.augmentation, "intermediate"),
-                data=_data_for(exp, level.task_names),
+                data=data_for(tuple(level.task_names)),
                 seed=seed,
                 **base_corpus,
                 **common,
@@ -160,11 +169,11 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
                 kind="target",
                 init_from=init_from,
                 train_tasks=train_tasks,
-                eval_tasks=tuple(EvalTask(task=t, languages=_languages(exp, t)) for t in evals),
+                eval_tasks=tuple(EvalTask(task=t, languages=languages[t]) for t in evals),
                 hparams=hparams,
                 save_model=feeds,
                 augmentation=aug,
-                data=_data_for(exp, (*train_tasks, *evals)),
+                data=data_for((*train_tasks, *evals)),
                 seed=seed,
                 **({} if init_from else base_corpus),
                 **common,
@@ -198,9 +207,9 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
             plan.cells[(arm.name, seed, task)] = add(StageConfig(
                 kind="retrieval",
                 init_from=upstream,
-                eval_tasks=(EvalTask(task=task, languages=_languages(exp, task)),),
+                eval_tasks=(EvalTask(task=task, languages=languages[task]),),
                 hparams=hparams,
-                data=_data_for(exp, (task,)),
+                data=data_for((task,)),
                 seed=None,  # no training: the output depends only on the checkpoint
                 **({} if upstream else base_corpus),
                 **common,
