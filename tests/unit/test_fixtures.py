@@ -442,3 +442,17 @@ def test_panx_word_lookup_learned_on_english_beats_all_o_on_german(root: Path) -
     english = rows(root, "data/panx/en/test.jsonl")
     english_guess = [[lookup.get(w.lower(), "O") for w in r["tokens"]] for r in english]
     assert seqeval_f1([[labels[t] for t in r["ner_tags"]] for r in english], english_guess) > 0.7
+
+
+def test_panx_sentence_length_does_not_predict_the_label_mix(tmp_path: Path) -> None:
+    # Length grouping batches sentences of similar length; if length predicted the entity density
+    # (it did: r = -0.6), grouped batches would swing in label mix, which real corpora do not.
+    import statistics
+
+    generate(str(tmp_path), tasks=["panx"], languages=("en",), sizes=Sizes(train=2000, dev=2, test=2), seed=0)
+    data = rows(tmp_path, "data/panx/en/train.jsonl")
+    lengths = [len(r["tokens"]) for r in data]
+    density = [sum(t != 0 for t in r["ner_tags"]) / len(r["tokens"]) for r in data]
+    assert abs(statistics.correlation(lengths, density)) < 0.2
+    assert statistics.pstdev(lengths) > 3  # lengths still vary (grouping has something to group)
+    assert len({tuple(r["tokens"]) for r in data}) > 0.7 * len(data)
