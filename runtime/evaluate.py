@@ -15,6 +15,7 @@ from xtrc import tasks
 from xtrc_runtime import metrics
 from xtrc_runtime.data import ChoiceExample, Example, QAExample, SentenceExample, TaggingExample
 from xtrc_runtime.features import Feature, collate, encode
+from xtrc_runtime.device import pad_multiple, to_device
 from xtrc_runtime.model import TaskModel
 
 MAX_ANSWER_TOKENS = 30
@@ -29,18 +30,39 @@ class Result:
     """What happened to the source's rows (data.load_counted), when the caller knows."""
 
 
-@torch.no_grad()
+EVAL_TOKENS_PER_BATCH = 32_768
+"""On a GPU, an evaluation batch grows (from the sorted-by-length order) up to this many padded
+tokens: no gradients or optimizer state, so batches far larger than training's fit."""
+
+
+def eval_batches(lengths: Sequence[int], batch_size: int, device: torch.device) -> list[list[int]]:
+    """Feature indices sorted by length, cut into batches: ``batch_size`` each on a CPU, as many as
+    fit EVAL_TOKENS_PER_BATCH (never fewer than ``batch_size``) on a GPU."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if device.type != "cuda":
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i in order:  # ascending: the last member of a batch is its longest
+        if current and len(current) >= batch_size and (len(current) + 1) * lengths[i] > EVAL_TOKENS_PER_BATCH:
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    return out
+
+
+@torch.inference_mode()
 def predict(model: TaskModel, head: str, features: Sequence[Feature], *, pad_id: int, batch_size: int,
             device: torch.device, autocast: torch.dtype | None = None) -> list[torch.Tensor]:
-    """Logits per feature (on the CPU), in feature order; batches grouped by length."""
+    """Logits per feature (on the CPU), in feature order; batches sorted by length."""
     model.eval()
-    order = sorted(range(len(features)), key=lambda i: features[i].length)
     out: list[torch.Tensor | None] = [None] * len(features)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = collate([features[i] for i in idx], pad_id)
+    for idx in eval_batches([f.length for f in features], batch_size, device):
+        batch = to_device(collate([features[i] for i in idx], pad_id, multiple_of=pad_multiple(device)), device)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            logits = model(head, batch["input_ids"].to(device), batch["attention_mask"].to(device)).float().cpu()
+            logits = model(head, batch["input_ids"], batch["attention_mask"]).float().cpu()
         for j, i in enumerate(idx):
             length = features[i].length
             out[i] = logits[j, :length] if logits.dim() == 3 else logits[j]

@@ -18,10 +18,9 @@ import torch
 from xtrc_runtime.data import ChoiceExample, DualExample, Example, QAExample, SentenceExample, TaggingExample
 
 IGNORE = -100
-GROUP_WINDOW_BATCHES = 8
-"""Length grouping sorts within windows of this many batches: wide enough to cut most padding,
-narrow enough that batches still mix lengths across the data (wider windows slowed learning in
-bench/throughput.py)."""
+MEGABATCH_BATCHES = 50
+"""Length grouping sorts within megabatches of this many batches (the Hugging Face Trainer's
+LengthGroupedSampler uses 50 too)."""
 
 
 @dataclass
@@ -37,6 +36,12 @@ class Feature:
     def length(self) -> int:
         ids = self.input_ids
         return max(len(c) for c in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+    @property
+    def tokens(self) -> int:
+        """Real (non-pad) tokens: the sum over choices for multiple choice."""
+        ids = self.input_ids
+        return sum(len(c) for c in ids) if ids and isinstance(ids[0], list) else len(ids)
 
 
 def encode(examples: Sequence[Example], tokenizer: Any, max_len: int, *, labels: Sequence[str] = (),
@@ -169,21 +174,29 @@ def _encode_qa(examples: Sequence[Example], tokenizer: Any, max_len: int, stride
 
 def batches(features: Sequence[Feature], batch_size: int, *, seed: int | None, group_by_length: bool = True,
             skip: int = 0) -> Iterator[list[int]]:
-    """Index batches over ``features``. With a seed: shuffled, and grouped by length so a
-    batch pads little (sorted within windows of GROUP_WINDOW_BATCHES batches, then the batches
-    shuffled);
-    the order is a pure function of (seed, features), so a resumed run can ``skip`` exactly."""
+    """Index batches over ``features``. With a seed: shuffled; grouped by length as the Hugging Face
+    Trainer does (the shuffled data cut into megabatches of MEGABATCH_BATCHES batches, each sorted
+    by length), and the batches of each megabatch then shuffled too. The order is a pure function
+    of (seed, features), so a resumed run can ``skip`` exactly."""
     order = list(range(len(features)))
-    if seed is not None:
-        rng = random.Random(seed)
-        rng.shuffle(order)
-        if group_by_length:
-            window = batch_size * GROUP_WINDOW_BATCHES
-            order = [i for w in range(0, len(order), window)
-                     for i in sorted(order[w:w + window], key=lambda j: features[j].length)]
-    groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    if seed is not None and group_by_length:
-        random.Random(seed + 1).shuffle(groups)
+    if seed is None:
+        groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        yield from groups[skip:]
+        return
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    if not group_by_length:
+        groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        yield from groups[skip:]
+        return
+    mega = batch_size * MEGABATCH_BATCHES
+    groups = []
+    within = random.Random(seed + 1)
+    for m in range(0, len(order), mega):
+        ranked = sorted(order[m:m + mega], key=lambda j: features[j].length, reverse=True)
+        batches_of_mega = [ranked[i:i + batch_size] for i in range(0, len(ranked), batch_size)]
+        within.shuffle(batches_of_mega)
+        groups.extend(batches_of_mega)
     yield from groups[skip:]
 
 

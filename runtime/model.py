@@ -61,6 +61,7 @@ class Head(nn.Module):
 class TaskModel(nn.Module):
     def __init__(self, encoder: nn.Module, heads: dict[str, HeadSpec]):
         super().__init__()
+        require_sdpa(encoder)
         self.encoder = encoder
         config = encoder.config
         self.heads = nn.ModuleDict({
@@ -95,6 +96,15 @@ class TaskModel(nn.Module):
             return states[:, 0]
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def require_sdpa(encoder: nn.Module) -> None:
+    """The encoder must run PyTorch's fused attention (SDPA: flash or memory-efficient kernels on a
+    GPU); the eager path materialises every attention matrix and is several times slower."""
+    implementation = getattr(encoder.config, "_attn_implementation", None)
+    if implementation != "sdpa":
+        raise RuntimeError(f"the encoder loaded with attn_implementation={implementation!r}, not 'sdpa': "
+                           "use a transformers version whose model class supports SDPA")
 
 
 def save(model: TaskModel, tokenizer: Any, directory: Path) -> None:

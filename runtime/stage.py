@@ -36,6 +36,7 @@ from xtrc_runtime.data import (
     resolve,
     same_scheme_options,
 )
+from xtrc_runtime.device import prepare_device
 from xtrc_runtime.evaluate import Result, evaluate, headline
 from xtrc_runtime.features import Feature, encode
 from xtrc_runtime.model import HeadSpec, TaskModel, load_encoder, save
@@ -118,9 +119,7 @@ class _StageRunner:
         self.where = DataLocation(config.data_root, dict(config.data), same_scheme_options(config, options))
         self.autocast = _autocast_dtype(self.hp.precision, device)
         self.tokenizer_info: dict[str, Any] = {}
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        prepare_device(device)
 
     def run(self) -> dict[str, Any]:
         c = self.config

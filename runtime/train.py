@@ -18,12 +18,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.nn import functional as F
 
 from xtrc.stage import Hyperparameters
+from xtrc_runtime.device import pad_multiple, prepare_device, to_device
 from xtrc_runtime.features import Feature, batches, collate
 from xtrc_runtime.model import TaskModel
 
@@ -124,10 +125,12 @@ class Trainer:
         self.pad_to_max = pad_to_max  # the XTREME reference recipe (for benchmarks)
         self.group_by_length = (hp.group_by_length if group_by_length is None else group_by_length) and not pad_to_max
         self.autocast_dtype = _autocast_dtype(hp.precision, device)
+        prepare_device(device)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (a no-op then).
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.best_state: dict[str, torch.Tensor] | None = None
         self.examples_seen = 0
+        self.tokens_seen = 0  # real (non-pad) tokens trained on
 
     # --- public ----------------------------------------------------------------------------
     def train(self, phases: Sequence[Sequence[TrainTask]], resume_dir: Path | None = None) -> Position:
@@ -154,16 +157,14 @@ class Trainer:
                 order = schedule(phase, self.hp.batch_size, self.seed + 7 * phase_index, pos.epoch,
                                  group_by_length=self.group_by_length)
                 accumulated = 0
-                for task_index, indices in order[pos.batch:]:
+                for task_index, indices, batch in self._prefetched(phase, order[pos.batch:]):
                     task = phase[task_index]
-                    batch = collate([task.features[i] for i in indices], self.pad_id,
-                                    pad_to=self.hp.max_seq_length if self.pad_to_max else None)
-                    batch = {k: v.to(self.device) for k, v in batch.items()}
                     with torch.autocast(self.device.type, dtype=self.autocast_dtype,
                                         enabled=self.autocast_dtype is not None):
                         loss = loss_for(self.model, task.head, batch) / self.hp.grad_accum
                     self.scaler.scale(loss).backward()
                     self.examples_seen += len(indices)
+                    self.tokens_seen += sum(task.features[i].tokens for i in indices)
                     pos.batch += 1
                     accumulated += 1
                     if accumulated < self.hp.grad_accum and pos.batch < len(order):
@@ -196,6 +197,22 @@ class Trainer:
         return pos
 
     # --- internals -------------------------------------------------------------------------
+    def _prefetched(self, phase: Sequence[TrainTask], order: Sequence[tuple[int, list[int]]]
+                    ) -> Iterator[tuple[int, list[int], dict[str, torch.Tensor]]]:
+        """Batches on the device, one ahead: while the GPU runs step i, the CPU collates batch i+2
+        and queues its copy (pinned memory, non-blocking), so the step never waits on the host."""
+        pending = None
+        for task_index, indices in order:
+            features = phase[task_index].features
+            batch = to_device(collate([features[i] for i in indices], self.pad_id,
+                                      pad_to=self.hp.max_seq_length if self.pad_to_max else None,
+                                      multiple_of=pad_multiple(self.device)), self.device)
+            if pending is not None:
+                yield pending
+            pending = (task_index, indices, batch)
+        if pending is not None:
+            yield pending
+
     def _total_steps(self, phase: Sequence[TrainTask]) -> int:
         """Optimizer steps of a phase: its epochs (or max_steps) of accumulated batches."""
         batches_per_epoch = len(schedule(phase, self.hp.batch_size, self.seed, 0, group_by_length=self.group_by_length))
