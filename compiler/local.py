@@ -26,6 +26,7 @@ from typing import Any
 from xtrc.orchestrate import BackendStatus
 from xtrc.stage import StageConfig
 from xtrc.store import LOG_FILE, Store, local_cache_dir, write_atomic
+from xtrc.warm import WarmPool
 
 CONFIG_ERROR = 2
 RUNTIME_COMMAND = ("run-stage", "--config-env", "XTRC_STAGE_CONFIG")
@@ -71,7 +72,7 @@ class _Child:
 
 class LocalBackend:
     def __init__(self, store: Store, *, retries: int = 0, gpus_per_stage: int = 0, gpus: list[str] | None = None,
-                 state_dir: Path | None = None, env: dict[str, str] | None = None):
+                 state_dir: Path | None = None, env: dict[str, str] | None = None, warm: bool | None = None):
         self.store = store
         self.retries = retries
         self.gpus_per_stage = gpus_per_stage
@@ -82,6 +83,9 @@ class LocalBackend:
         self.children: dict[str, _Child] = {}
         self.configs: dict[str, StageConfig] = {}
         self.problems: list[str] = []
+        if warm is None:  # on unless XTRC_WARM_STAGES=0
+            warm = os.environ.get("XTRC_WARM_STAGES", "1") != "0"
+        self.pool = WarmPool(self.state_dir, runtime_executable()) if warm else None
         self._adopt()
 
     # --- Backend ---------------------------------------------------------------------------
@@ -124,6 +128,8 @@ class LocalBackend:
     def cancel(self) -> None:
         """Stop every child cleanly (SIGTERM, then SIGKILL after a grace period)."""
         for child in self.children.values():
+            if self.pool is not None:
+                self.pool.forget(child.pid)
             _signal(child.pid, signal.SIGTERM)
         deadline = time.time() + 10
         for child in self.children.values():
@@ -134,6 +140,7 @@ class LocalBackend:
             if child.process is not None:
                 child.process.wait()
             (self.state_dir / f"{child.key}.json").unlink(missing_ok=True)
+            (self.state_dir / f"{child.key}.exit").unlink(missing_ok=True)  # cancelled is not failed
             self.free_gpus.extend(child.gpus)
         self.children.clear()
 
@@ -179,22 +186,26 @@ class LocalBackend:
         env = {**os.environ, **self.env, "XTRC_STAGE_CONFIG": stage.to_json(),
                "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1"}
         (self.state_dir / f"{stage.key}.exit").unlink(missing_ok=True)
-        log = open(self.log_path(stage.key), "ab")
-        log.write(f"\n=== attempt {attempts} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
-        log.flush()
-        process = subprocess.Popen([*runtime_executable(), *RUNTIME_COMMAND], env=env, stdout=log, stderr=log,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        child = _Child(stage.key, process, process.pid, gpus, time.time(), attempts)
+        with open(self.log_path(stage.key), "ab") as log:
+            log.write(f"\n=== attempt {attempts} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+        pid = self.pool.spawn(list(RUNTIME_COMMAND), env, self.log_path(stage.key),
+                              self.state_dir / f"{stage.key}.exit") if self.pool else None
+        process = None
+        if pid is None:  # cold: a fresh interpreter
+            with open(self.log_path(stage.key), "ab") as log:
+                process = subprocess.Popen([*runtime_executable(), *RUNTIME_COMMAND], env=env, stdout=log,
+                                           stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            pid = process.pid
+        child = _Child(stage.key, process, pid, gpus, time.time(), attempts)
         self.children[stage.key] = child
         self._write_record(child)
 
     def _exit_code(self, child: _Child) -> int | None:
         if child.process is not None:
             return child.process.poll()
-        if _pid_alive(child.pid):
+        if _pid_alive(child.pid) or self.pool is not None and self.pool.pending(child.pid):
             return None
-        exit_file = self.state_dir / f"{child.key}.exit"  # adopted: infer from the store
+        exit_file = self.state_dir / f"{child.key}.exit"  # warm (written by its parent), or adopted: the store
         if exit_file.exists():
             return int(exit_file.read_text().strip() or 1)
         fs, marker = self.store.fs, self.store.layout.success(child.key)

@@ -49,11 +49,18 @@ def main(argv: list[str] | None = None) -> int:
                        description=augment.AUGMENT_DESCRIPTION)
     augment.add_arguments(p)
 
+    p = sub.add_parser("warm-server")  # the local backend's pre-imported parent (not listed: no help)
+    p.add_argument("--socket", required=True, help="Unix socket to serve stage requests on")
+
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
     _logging(quiet_hub=args.command == "run-stage")
+    if args.command == "warm-server":
+        from xtrc_runtime.warm import serve
+
+        return serve(args.socket)
     if args.command == "fixtures":
         return fixtures.run(args, fixtures_parser)
     if args.command == "augment":
