@@ -29,6 +29,7 @@ from xtrc_runtime.features import Feature, batches, collate
 from xtrc_runtime.model import TaskModel
 
 log = logging.getLogger("xtrc_runtime")
+PROGRESS_EVERY_S = 1.0
 
 
 @dataclass
@@ -114,7 +115,7 @@ class Trainer:
                  checkpointing: Checkpointing | None = None, pad_to_max: bool = False,
                  group_by_length: bool | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None):
         self.model = model
-        self.on_progress = on_progress  # called after every optimizer step (it throttles itself)
+        self.on_progress = on_progress  # at most every PROGRESS_EVERY_S, and at logged steps
         self._steps_before = 0
         self.hp = hp
         self.seed = seed
@@ -131,6 +132,7 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.examples_seen = 0
         self.tokens_seen = 0  # real (non-pad) tokens trained on
+        self._reported = 0.0  # when on_progress was last called
 
     # --- public ----------------------------------------------------------------------------
     def train(self, phases: Sequence[Sequence[TrainTask]], resume_dir: Path | None = None) -> Position:
@@ -178,7 +180,7 @@ class Trainer:
                     optimizer.zero_grad(set_to_none=True)
                     pos.step += 1
                     pos.global_step += 1
-                    self._progress(pos, total, loss.item() * self.hp.grad_accum, started, len(phases))
+                    self._progress(pos, total, loss.detach() * self.hp.grad_accum, started, len(phases))
                     if self.evaluate and pos.step % self.hp.eval_every_steps == 0:
                         stop = self._evaluate(pos)
                     if self._due(pos, last_save):
@@ -306,19 +308,27 @@ class Trainer:
         log.info("resumed from step %d (phase %d, epoch %d, batch %d)", pos.global_step, pos.phase, pos.epoch, pos.batch)
         return pos, optimizer, scheduler
 
-    def _progress(self, pos: Position, total: int, loss: float, started: float, phases: int) -> None:
-        elapsed = time.monotonic() - started
+    def _progress(self, pos: Position, total: int, loss: torch.Tensor, started: float, phases: int) -> None:
+        # Reading the loss waits for the GPU to finish the step: at most once a second, and at the
+        # logged steps, so the steps in between queue up behind each other.
+        now = time.monotonic()
+        elapsed = now - started
         done_here = pos.step - self._steps_before if pos.step > self._steps_before else pos.step
         remaining = (total - pos.step) * (elapsed / max(1, done_here))
-        if self.on_progress is not None:
-            self.on_progress({"phase": pos.phase + 1, "phases": phases, "step": pos.step, "total": total,
-                              "eta_seconds": round(remaining, 1), "loss": round(loss, 4)})
         every = max(1, total // 10)
-        if pos.step % every and pos.step != total:
+        logged = pos.step % every == 0 or pos.step == total
+        reported = self.on_progress is not None and (logged or now - self._reported >= PROGRESS_EVERY_S)
+        if not (logged or reported):
             return
-        rate = self.examples_seen / elapsed if elapsed > 0 else 0.0
-        log.info("step %d/%d  loss %.4f  %.1f examples/s  ETA %s", pos.step, total, loss, rate,
-                 time.strftime("%H:%M:%S", time.gmtime(remaining)))
+        value = float(loss)
+        if reported:
+            self._reported = now
+            self.on_progress({"phase": pos.phase + 1, "phases": phases, "step": pos.step, "total": total,  # type: ignore[misc]
+                              "eta_seconds": round(remaining, 1), "loss": round(value, 4)})
+        if logged:
+            rate = self.examples_seen / elapsed if elapsed > 0 else 0.0
+            log.info("step %d/%d  loss %.4f  %.1f examples/s  ETA %s", pos.step, total, value, rate,
+                     time.strftime("%H:%M:%S", time.gmtime(remaining)))
 
 
 def _load(path: Path) -> Any:
