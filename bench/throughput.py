@@ -1,106 +1,235 @@
-"""Training throughput of the runtime against the XTREME reference recipe, in one command.
+"""Training throughput of the runtime against the XTREME recipe and the Hugging Face Trainer, at
+equal quality, in one command.
 
-    python bench/throughput.py [--task panx] [--steps 150] [--train 3000]
+    python bench/throughput.py [--task panx] [--steps 300] [--train 3000] [--seeds 3]
 
-Both runs train the same built-in tiny XLM-R model (same initial weights, same data, same
-number of optimizer steps, same seed) with the runtime's Trainer:
+Every path trains the built-in tiny XLM-R model (same initial weights, same data, same number of
+optimizer steps of batch 32, same learning-rate schedule) on one thread, with the tokenizer
+trained as the runtime trains it (on every string of the data's JSON values):
 
-- reference: every example padded to max_seq_length (XTREME's scripts: 128), batches in
-  shuffled order, fp32;
-- runtime: dynamic padding to the longest example of each batch (the runtime's default), fp32;
-- runtime + group_by_length: also batches of similar length (an opt-in setting).
+- reference: the XTREME scripts' recipe: every example padded to max_seq_length (128), fp32;
+- runtime, ungrouped: dynamic padding to each batch's longest example;
+- runtime (default): dynamic padding and length-grouped batches;
+- HF Trainer, group_by_length: ``transformers.Trainer`` with dynamic padding and its
+  length-grouped sampler, the fastest setting it offers here (a second anchor).
 
-It prints examples/s of each (median over seeds), their ratio (goal: >= 2.5x), and both final
-F1 scores on the English and German test sets (mean over seeds), so the speed is compared at
-equal quality.
+The paths run interleaved, seed by seed, so load from elsewhere hits all alike; the load average
+is printed with each run. Throughput is the median over seeds of examples per CPU second of this
+process (wall seconds beside it). Quality is test F1 (English and German), mean over seeds, and
+the dev F1 learning curve of the runtime's paths. A path whose mean F1 is below the reference's
+by more than the tolerance (2 standard errors of a difference of means, from the seed-to-seed
+spread of all paths) fails the comparison, and the script exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
+import math
+import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import torch
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: one thread everywhere
 
-from xtrc import tasks
-from xtrc.stage import Hyperparameters
-from xtrc_runtime import fixtures
-from xtrc_runtime.data import DataLocation, load
-from xtrc_runtime.evaluate import evaluate, headline
-from xtrc_runtime.features import encode
-from xtrc_runtime.model import HeadSpec, TaskModel
-from xtrc_runtime.tiny import build_encoder, build_tokenizer
-from xtrc_runtime.train import Trainer, TrainTask
+import torch  # noqa: E402
+
+from xtrc import tasks  # noqa: E402
+from xtrc.stage import Hyperparameters  # noqa: E402
+from xtrc_runtime import fixtures  # noqa: E402
+from xtrc_runtime.data import DataLocation, load  # noqa: E402
+from xtrc_runtime.evaluate import evaluate, headline  # noqa: E402
+from xtrc_runtime.features import encode  # noqa: E402
+from xtrc_runtime.model import HeadSpec, TaskModel  # noqa: E402
+from xtrc_runtime.tiny import build_encoder, build_tokenizer  # noqa: E402
+from xtrc_runtime.train import Trainer, TrainTask, loss_for  # noqa: E402
 
 REFERENCE_MAX_LEN = 128  # XTREME's train_panx.sh / train_udpos.sh / train_xnli.sh
+BATCH = 32
+LEARNING_RATE = 1e-3
+CURVE_POINTS = 5
+PATHS = ("reference (pad to 128)", "runtime, ungrouped", "runtime (default: grouped)", "HF Trainer, group_by_length")
 
 
-def run(task: str, steps: int, train_size: int, seed: int, pad_to_max: bool,
-        root: Path, group_by_length: bool = False) -> tuple[float, float, dict[str, float]]:
-    """(examples per wall second, examples per CPU second of this process, test F1 by language)."""
-    where = DataLocation(data_root=str(root / "data"))
-    train_task = tasks.TASKS[task].training_tasks[-1]
-    corpus = [line for path in sorted((root / "data").rglob("*.jsonl")) for line in path.read_text().splitlines()]
-    tokenizer = build_tokenizer(corpus)
-    torch.manual_seed(seed)
-    info = tasks.TASKS[train_task]
-    model = TaskModel(build_encoder(len(tokenizer)), {"target": HeadSpec(info.type, info.labels)})
-    hp = Hyperparameters(learning_rate=1e-3, batch_size=32, grad_accum=1, epochs=1000, max_steps=steps,
+def runtime_corpus(root: Path) -> list[str]:
+    """The strings the runtime trains the tiny tokenizer on: every string value of every JSONL row
+    under the data root, files in sorted order (xtrc_runtime.stage builds it the same way)."""
+    from xtrc_runtime.stage import _strings
+
+    texts: list[str] = []
+    for path in sorted(root.rglob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            _strings(json.loads(line), texts)
+    return texts
+
+
+class Setup:
+    def __init__(self, task: str, train_size: int, root: Path):
+        self.task = task
+        self.where = DataLocation(data_root=str(root))
+        self.train_task = tasks.TASKS[task].training_tasks[-1]
+        self.info = tasks.TASKS[self.train_task]
+        self.tokenizer = build_tokenizer(runtime_corpus(root))
+        examples = load(self.train_task, "en", "train", self.where, train_size)
+        self.features = encode(examples, self.tokenizer, REFERENCE_MAX_LEN, labels=self.info.labels)
+        self.dev = load(self.train_task, "en", "dev", self.where)
+        self.tests = {lang: load(task, lang, "test", self.where) for lang in ("en", "de")}
+
+    def model(self, seed: int) -> TaskModel:
+        torch.manual_seed(seed)
+        return TaskModel(build_encoder(len(self.tokenizer)), {"target": HeadSpec(self.info.type, self.info.labels)})
+
+    def score(self, model: TaskModel, language: str, examples: list[Any]) -> float:
+        result = evaluate(model, "target", self.task, language, examples, self.tokenizer, max_len=REFERENCE_MAX_LEN,
+                          doc_stride=128, batch_size=64, device=torch.device("cpu"), labels=self.info.labels)
+        return headline(self.task, result.metrics)
+
+
+def run_xtrc(setup: Setup, steps: int, seed: int, *, pad_to_max: bool, group: bool) -> dict[str, Any]:
+    model = setup.model(seed)
+    hp = Hyperparameters(learning_rate=LEARNING_RATE, batch_size=BATCH, grad_accum=1, epochs=1000, max_steps=steps,
                          max_seq_length=REFERENCE_MAX_LEN, warmup_ratio=0.1, weight_decay=0.01, precision="fp32",
-                         eval_every_steps=10**9, group_by_length=group_by_length)
-    examples = load(train_task, "en", "train", where, train_size)
-    features = encode(examples, tokenizer, REFERENCE_MAX_LEN, labels=info.labels)
-    trainer = Trainer(model, hp, seed=seed, device=torch.device("cpu"), pad_id=tokenizer.pad_token_id,
-                      pad_to_max=pad_to_max)
+                         eval_every_steps=max(1, steps // CURVE_POINTS), group_by_length=group)
+    eval_cpu = 0.0
+    curve: list[float] = []
+
+    def dev_score(phase: int) -> None:  # the learning curve; its time is taken off the clock
+        nonlocal eval_cpu
+        start = time.process_time()
+        curve.append(setup.score(model, "en", setup.dev))
+        eval_cpu += time.process_time() - start
+        return None  # no model selection: every path is compared on its last weights, as HF's
+
+    trainer = Trainer(model, hp, seed=seed, device=torch.device("cpu"), pad_id=setup.tokenizer.pad_token_id,
+                      evaluate=dev_score, pad_to_max=pad_to_max)
     start, cpu_start = time.perf_counter(), time.process_time()
-    trainer.train([[TrainTask(train_task, "target", features)]])
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    scores = {}
-    for language in ("en", "de"):
-        test = load(task, language, "test", where)
-        result = evaluate(model, "target", task, language, test, tokenizer, max_len=REFERENCE_MAX_LEN,
-                          doc_stride=128, batch_size=64, device=torch.device("cpu"), labels=info.labels)
-        scores[language] = headline(task, result.metrics)
-    return trainer.examples_seen / seconds, trainer.examples_seen / cpu_seconds, scores
+    trainer.train([[TrainTask(setup.train_task, "target", setup.features)]])
+    wall, cpu = time.perf_counter() - start - eval_cpu, time.process_time() - cpu_start - eval_cpu
+    return {"examples": trainer.examples_seen, "wall": wall, "cpu": cpu, "curve": curve[:CURVE_POINTS],
+            "final_model": model}
 
 
-def main() -> None:
+def run_hf(setup: Setup, steps: int, seed: int, output: Path) -> dict[str, Any]:
+    from torch import nn
+    from transformers import DataCollatorWithPadding, Trainer as HFTrainer, TrainingArguments
+
+    model = setup.model(seed)
+    head = "target"
+
+    class Wrapped(nn.Module):  # the HF Trainer calls model(**batch) and reads "loss"
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    labels: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"loss": loss_for(self.inner, head, {"input_ids": input_ids, "attention_mask": attention_mask,
+                                                         "labels": labels})}
+
+    rows = [{"input_ids": f.input_ids, "labels": f.label} for f in setup.features]
+    tagging = setup.info.type == "tagging"
+    if tagging:
+        from transformers import DataCollatorForTokenClassification
+
+        collator: Any = DataCollatorForTokenClassification(setup.tokenizer)
+    else:
+        collator = DataCollatorWithPadding(setup.tokenizer)
+    args = TrainingArguments(output_dir=str(output), per_device_train_batch_size=BATCH, max_steps=steps,
+                             learning_rate=LEARNING_RATE, warmup_steps=0.1, weight_decay=0.01, max_grad_norm=1.0,
+                             lr_scheduler_type="linear", train_sampling_strategy="group_by_length", seed=seed,
+                             data_seed=seed,
+                             use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no",
+                             eval_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
+                             remove_unused_columns=False)
+    trainer = HFTrainer(model=Wrapped(), args=args, train_dataset=rows, data_collator=collator)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):  # its closing metrics line
+        trainer.train()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"examples": steps * BATCH, "wall": wall, "cpu": cpu, "curve": [], "final_model": model}
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="panx", help="a classification or tagging target (default panx)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--train", type=int, default=3000, help="English training examples")
-    parser.add_argument("--seeds", type=int, default=2, help="runs of each (seeds 1..N): median speed, mean F1")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N (at least 3)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.seeds < 3:
+        parser.error("--seeds must be at least 3: the quality tolerance comes from the seed-to-seed spread")
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    results: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         fixtures.generate(str(root), tasks=[args.task, *tasks.TASKS[args.task].training_tasks],
-                          languages=("en", "de"), sizes=fixtures.Sizes(train=args.train, dev=100, test=300), seed=0)
-        paths = {"reference (pad to 128, fp32)": (True, False),
-                 "runtime (dynamic padding)": (False, False),
-                 "runtime + group_by_length": (False, True)}
-        for pad, group in paths.values():  # warm-up: first-call costs must not land on any side
-            run(args.task, 3, args.train, 0, pad, root, group)
-        runs: dict[str, list] = {name: [] for name in paths}
-        for seed in range(1, args.seeds + 1):  # interleaved, so load from elsewhere hits all alike
-            for name, (pad, group) in paths.items():
-                runs[name].append(run(args.task, args.steps, args.train, seed, pad, root, group))
-        results = {}
-        for name, rs in runs.items():
-            rate, cpu_rate = statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)
-            scores = {lang: statistics.mean(r[2][lang] for r in rs) for lang in ("en", "de")}
-            results[name] = (rate, cpu_rate, scores)
-            print(f"{name:44s} {rate:8.1f} examples/s ({cpu_rate:7.1f} per CPU-second)   "
-                  f"{args.task} F1 en {scores['en']:.2f}  de {scores['de']:.2f}")
-    (ref_rate, ref_cpu, ref_scores), *others = results.values()
-    for name, (rate, cpu, scores) in list(results.items())[1:]:
-        print(f"{name}: {rate / ref_rate:.2f}x wall, {cpu / ref_cpu:.2f}x CPU against the reference (goal >= 2.5x "
-              f"at equal metrics); F1 difference en {scores['en'] - ref_scores['en']:+.2f}, "
-              f"de {scores['de'] - ref_scores['de']:+.2f}")
-    print(f"{args.steps} steps of batch 32, {args.seeds} seeds, torch {torch.__version__}, {torch.get_num_threads()} threads")
+                          languages=("en", "de"), sizes=fixtures.Sizes(train=args.train, dev=200, test=400), seed=0)
+        setup = Setup(args.task, args.train, root / "data")
+
+        def one(path: str, steps: int, seed: int) -> dict[str, Any]:
+            if path == PATHS[3]:
+                return run_hf(setup, steps, seed, root / f"hf-{seed}")
+            return run_xtrc(setup, steps, seed, pad_to_max=path == PATHS[0], group=path == PATHS[2])
+
+        for path in PATHS:  # warm-up: first-call costs must not land on any side
+            one(path, 3, 0)
+        for seed in range(1, args.seeds + 1):  # interleaved
+            for path in PATHS:
+                load_before = os.getloadavg()[0]
+                r = one(path, args.steps, seed)
+                model = r.pop("final_model")
+                r["scores"] = {lang: setup.score(model, lang, test) for lang, test in setup.tests.items()}
+                r["load"] = (load_before, os.getloadavg()[0])
+                results[path].append(r)
+                print(f"seed {seed}  {path:30s} {r['examples'] / r['cpu']:7.1f} examples/CPU-s "
+                      f"({r['examples'] / r['wall']:7.1f}/wall-s)  F1 en {r['scores']['en']:6.2f} "
+                      f"de {r['scores']['de']:6.2f}  load {r['load'][0]:.2f}->{r['load'][1]:.2f}", flush=True)
+    return report(results, args)
+
+
+def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> int:
+    n = args.seeds
+    rate = {p: statistics.median(r["examples"] / r["cpu"] for r in rs) for p, rs in results.items()}
+    wall = {p: statistics.median(r["examples"] / r["wall"] for r in rs) for p, rs in results.items()}
+    mean = {p: {lang: statistics.mean(r["scores"][lang] for r in rs) for lang in ("en", "de")}
+            for p, rs in results.items()}
+    # Seed-to-seed spread, pooled over every path: the noise a difference of two means carries.
+    spread = {lang: math.sqrt(statistics.mean(statistics.variance([r["scores"][lang] for r in rs])
+                                              for rs in results.values())) for lang in ("en", "de")}
+    tolerance = {lang: 2 * spread[lang] * math.sqrt(2 / n) for lang in spread}
+    ref = PATHS[0]
+    print()
+    print(f"{'path':30s} {'ex/CPU-s':>9s} {'ex/wall-s':>10s} {'vs ref':>7s} {'vs HF':>6s}   F1 en   F1 de   quality")
+    failed = []
+    for p in PATHS:
+        drops = [lang for lang in ("en", "de") if mean[p][lang] < mean[ref][lang] - tolerance[lang]]
+        if drops:
+            failed.append(p)
+        print(f"{p:30s} {rate[p]:9.1f} {wall[p]:10.1f} {rate[p] / rate[ref]:6.2f}x {rate[p] / rate[PATHS[3]]:5.2f}x "
+              f"{mean[p]['en']:7.2f} {mean[p]['de']:7.2f}   "
+              f"{'below the reference: ' + ','.join(drops) if drops else 'equal within tolerance'}")
+    print(f"tolerance (2 standard errors of a difference of {n}-seed means): en {tolerance['en']:.2f}, "
+          f"de {tolerance['de']:.2f} F1 (seed-to-seed sd en {spread['en']:.2f}, de {spread['de']:.2f})")
+    for p in PATHS[:3]:
+        curve = [statistics.mean(r["curve"][i] for r in results[p]) for i in range(CURVE_POINTS)
+                 if all(len(r["curve"]) > i for r in results[p])]
+        print(f"dev F1 learning curve, {p:28s} " + "  ".join(f"{v:6.2f}" for v in curve))
+    loads = [x for rs in results.values() for r in rs for x in r["load"]]
+    print(f"goals: runtime >= 3.5x the reference, >= 1.2x the HF Trainer's best, at equal quality. "
+          f"{args.steps} steps of batch {BATCH}, {n} seeds, task {args.task}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread; load average {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs")
+    if failed:
+        print(f"QUALITY DROP: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -283,7 +283,7 @@ class TrainingOverrides(_Model):
     )
     group_by_length: bool | None = Field(
         None, description="Batch examples of similar length, as the Hugging Face Trainer's group_by_length "
-        "does (less padding, faster; on by default: bench/throughput.py shows the same learning curve)."
+        "does (less padding, faster). Off by default until bench/throughput.py shows the same learning curve."
     )
 
 
