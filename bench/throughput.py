@@ -8,8 +8,8 @@ optimizer steps of batch 32, same learning-rate schedule) on one thread, with th
 trained as the runtime trains it (on every string of the data's JSON values):
 
 - reference: the XTREME scripts' recipe: every example padded to max_seq_length (128), fp32;
-- runtime, ungrouped: dynamic padding to each batch's longest example;
-- runtime (default): dynamic padding and length-grouped batches;
+- runtime: dynamic padding to each batch's longest example (the default);
+- runtime + group_by_length: also length-grouped batches, as the HF Trainer groups them;
 - HF Trainer, group_by_length: ``transformers.Trainer`` with dynamic padding and its
   length-grouped sampler, the fastest setting it offers here (a second anchor).
 
@@ -54,7 +54,7 @@ REFERENCE_MAX_LEN = 128  # XTREME's train_panx.sh / train_udpos.sh / train_xnli.
 BATCH = 32
 LEARNING_RATE = 1e-3
 CURVE_POINTS = 5
-PATHS = ("reference (pad to 128)", "runtime, ungrouped", "runtime (default: grouped)", "HF Trainer, group_by_length")
+PATHS = ("reference (pad to 128)", "runtime (dynamic padding)", "runtime + group_by_length", "HF Trainer, group_by_length")
 
 
 def runtime_corpus(root: Path) -> list[str]:

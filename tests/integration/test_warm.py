@@ -35,10 +35,14 @@ def test_forked_stages_fail_and_crash_alone_and_get_their_own_env_log_and_exit_c
         hung = pool.spawn(["run-stage", "--config", str(fifo)], {**base, "CUDA_VISIBLE_DEVICES": "7"},
                           tmp_path / "hung.log", tmp_path / "hung.exit")
         assert hung is not None
+        deadline = time.monotonic() + 60
+        log = tmp_path / "hung.log"
+        while "forked from pid" not in (log.read_text() if log.exists() else ""):  # written after setsid()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         assert os.getpgid(hung) == hung  # its own session: the backend signals its whole group
         os.killpg(hung, signal.SIGKILL)
         assert wait_for(tmp_path / "hung.exit") == str(-signal.SIGKILL)
-        assert "forked from pid" in (tmp_path / "hung.log").read_text()
         # The parent still serves: a bad config is a configuration error (exit 2) in its own log.
         bad = pool.spawn(["run-stage", "--config-env", "XTRC_STAGE_CONFIG"],
                          {**base, "XTRC_STAGE_CONFIG": '{"kind": "nonsense"}'},
