@@ -25,6 +25,14 @@ def wait_for(path: Path, timeout: float = 120) -> str:
     return path.read_text()
 
 
+def wait_forked(log: Path, timeout: float = 60) -> None:
+    """Until the child has its own session (it logs that it was forked right after setsid())."""
+    deadline = time.monotonic() + timeout
+    while "forked from pid" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"{log} never said the stage was forked"
+        time.sleep(0.05)
+
+
 def test_forked_stages_fail_and_crash_alone_and_get_their_own_env_log_and_exit_code(tmp_path: Path) -> None:
     pool = WarmPool(tmp_path, runtime_executable())
     base = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -35,11 +43,7 @@ def test_forked_stages_fail_and_crash_alone_and_get_their_own_env_log_and_exit_c
         hung = pool.spawn(["run-stage", "--config", str(fifo)], {**base, "CUDA_VISIBLE_DEVICES": "7"},
                           tmp_path / "hung.log", tmp_path / "hung.exit")
         assert hung is not None
-        deadline = time.monotonic() + 60
-        log = tmp_path / "hung.log"
-        while "forked from pid" not in (log.read_text() if log.exists() else ""):  # written after setsid()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_forked(tmp_path / "hung.log")
         assert os.getpgid(hung) == hung  # its own session: the backend signals its whole group
         os.killpg(hung, signal.SIGKILL)
         assert wait_for(tmp_path / "hung.exit") == str(-signal.SIGKILL)
@@ -63,6 +67,7 @@ def test_a_cancelled_stage_is_not_recorded_as_failed(tmp_path: Path) -> None:
         pid = pool.spawn(["run-stage", "--config", str(fifo)], dict(os.environ), tmp_path / "c.log",
                          tmp_path / "c.exit")
         assert pid is not None
+        wait_forked(tmp_path / "c.log")
         pool.forget(pid)
         os.killpg(pid, signal.SIGTERM)
         time.sleep(1.0)
