@@ -33,6 +33,8 @@ from xtrc.render import Renderer, job_name
 from xtrc.stage import StageConfig
 
 KUEUE = ("kueue.x-k8s.io", "v1beta1")
+FREEZE_AFTER = 2_000
+"""Objects in the first list from which the backend freezes the collector's view of the heap."""
 NOT_DONE_AGAIN = ("the Job completed again without the stage's _SUCCESS in the store (is the store the pods "
                   "write to the one this loop reads? storage.uri / --store)")
 
@@ -184,8 +186,9 @@ class KubernetesBackend:
     # --- keeping the statuses current --------------------------------------------------------
     def _first_list(self) -> set[str]:
         # Building tens of thousands of summaries at once wakes the cyclic garbage collector over
-        # and over (2.5 of 3.8 s CPU at 10,000 stages); they and the plan then live as long as the
-        # loop, so they move to the collector's permanent generation and later passes never scan them.
+        # and over (2.5 of 3.8 s CPU at 10,000 stages); at that size they and the plan then live as
+        # long as the loop, so they move to the collector's permanent generation and later passes
+        # never scan them (a small experiment's process keeps its collector as it was).
         enabled = gc.isenabled()
         gc.disable()
         try:
@@ -194,8 +197,9 @@ class KubernetesBackend:
         finally:
             if enabled:
                 gc.enable()
-        gc.collect()
-        gc.freeze()
+        if len(self.jobs.items) + len(self.pods.items) >= FREEZE_AFTER:
+            gc.collect()
+            gc.freeze()
         self._synced = True
         return changed
 
