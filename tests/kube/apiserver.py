@@ -107,6 +107,7 @@ import signal
 import socket
 import string
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -119,6 +120,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.kube import sandbox as sandbox_module
 
+
 __all__ = ["FakeCluster", "ApiError", "parse_label_selector", "parse_quantity"]
 
 JOB_LABELS = ("batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name", "controller-uid", "job-name")
@@ -126,6 +128,13 @@ JOB_LABELS = ("batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-nam
 
 # ----------------------------------------------------------------------------------------------
 # small helpers
+
+def _image_paths() -> list[str]:
+    """The directories a container's command runs from here: the interpreter's prefixes, every
+    import path and this checkout (the stand-in for what an image holds)."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = [sys.prefix, sys.base_prefix, here, *sys.path]
+    return sorted({os.path.realpath(p) for p in candidates if p and os.path.isdir(p)})
 
 
 def now_rfc3339(t: float | None = None) -> str:
@@ -2658,6 +2667,12 @@ class _Simulator:
             os.makedirs(tmp, exist_ok=True)
             mounts.append(sandbox_module.Mount("/tmp", tmp, True))
         mounts.append(sandbox_module.Mount(self.kubeconfig_path, self.kubeconfig_path, False))
+        # The "image" is this machine's Python environment and checkout. Where a checkout lies under
+        # a path the pod mounts a volume at (a clone under /tmp, where the pod's scratch goes), it
+        # stays visible read-only at its own path, as an image's files would be.
+        for path in _image_paths():
+            if any(sandbox_module._under(path, m.path) and path != m.path.rstrip("/") for m in mounts):
+                mounts.append(sandbox_module.Mount(path, path, False))
         assert self.c.root
         return {"security": security, "mounts": mounts, "hidden": [self.c.root], "cwd": cwd}
 
