@@ -83,8 +83,8 @@ class LocalBackend:
         self.children: dict[str, _Child] = {}
         self.configs: dict[str, StageConfig] = {}
         self.problems: list[str] = []
-        if warm is None:  # on unless XTRC_WARM_STAGES=0
-            warm = os.environ.get("XTRC_WARM_STAGES", "1") != "0"
+        if warm is None:  # opt-in: a forked stage does not yet outlive a killed loop (see README)
+            warm = os.environ.get("XTRC_WARM_STAGES", "0") == "1"
         self.pool = WarmPool(self.state_dir, runtime_executable()) if warm else None
         self._adopt()
 
