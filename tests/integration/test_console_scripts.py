@@ -48,10 +48,10 @@ def test_spec_commands(tmp_path: Path) -> None:
     assert script("xtrc", "validate", str(SMOKE)).returncode == 0
     plan = script("xtrc", "plan", str(SMOKE), "--no-store", "--json")
     assert plan.returncode == 0, plan.stderr
-    assert json.loads(plan.stdout)["stages"]["total"] == 29
+    assert json.loads(plan.stdout)["stages"]["total"] == 34
     rendered = script("xtrc", "render", str(SMOKE), "-o", str(tmp_path / "out"))
     assert rendered.returncode == 0, rendered.stderr
-    assert len(list((tmp_path / "out").iterdir())) == 30  # 29 Jobs and the NetworkPolicy
+    assert len(list((tmp_path / "out").iterdir())) == 35  # 34 Jobs and the NetworkPolicy
     schema = script("xtrc", "schema")
     assert schema.returncode == 0 and json.loads(schema.stdout)["title"]
     listed = script("xtrc", "tasks")
@@ -104,9 +104,10 @@ def test_the_readmes_augment_example_works_as_written(tmp_path: Path) -> None:
 
 def test_run_and_report_a_retrieval_experiment(tmp_path: Path) -> None:
     """`xtrc run` and `xtrc report` on the smallest experiment: Tatoeba from the built-in model
-    (no training), and `xtrc-runtime score` on the predictions the stage stored."""
+    (no training: XTREME's protocol scores it from the base model), and `xtrc-runtime score` on the
+    predictions the stage stored."""
     doc = yaml.safe_load(SMOKE.read_text())
-    doc.update(metadata={"name": "cli"}, seeds=[1], targets=["tatoeba"], languages={"tatoeba": ["de"]},
+    doc.update(metadata={"name": "cli"}, benchmark="xtreme", seeds=[1], targets=["tatoeba"], languages={"tatoeba": ["de"]},
                factors={"intermediate": ["none"], "augmentation": ["none"]},
                data={"root": "builtin:fixtures/data?train=20&dev=10&test=30&languages=en,de"})
     spec = tmp_path / "cli.yaml"

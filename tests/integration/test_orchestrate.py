@@ -57,7 +57,12 @@ def attempts(log: Path) -> int:
 
 
 def test_a_failed_stage_blocks_only_its_dependants(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, extra="  tasks: {mnli: {path: /nonexistent/mnli}}")
+    # MNLI's data exist but are malformed: the pre-run data check fails that stage alone.
+    bad = tmp_path / "mnli"
+    for split in ("train", "dev"):
+        (bad / "en").mkdir(parents=True, exist_ok=True)
+        (bad / "en" / f"{split}.jsonl").write_text('{"premise": "a cat", "label": 0}\n')
+    spec = write_spec(tmp_path, extra=f"  tasks: {{mnli: {{path: {bad}}}}}")
     result = xtrc("run", str(spec))
     assert result.returncode == 1, result.stderr
     plan = build(load_text(spec.read_text()))
@@ -68,7 +73,7 @@ def test_a_failed_stage_blocks_only_its_dependants(tmp_path: Path) -> None:
     assert independent and independent <= done  # the baseline arm finished
     assert not (dependants | {intermediate}) & done
     assert f"failed {intermediate}" in result.stderr
-    assert "configuration error" in result.stderr and "/nonexistent/mnli" in result.stderr
+    assert "configuration error" in result.stderr and f"{bad}/en/train.jsonl:1: hypothesis" in result.stderr
     for key in dependants:
         assert f"blocked {key}" in result.stderr
         assert f"upstream {intermediate} failed" in result.stderr

@@ -62,7 +62,7 @@ def test_the_loop_rides_out_a_store_restart_and_no_stage_trains_twice(s3_server:
     while not any(fs.exists(path) for path in started):  # a stage has begun
         assert loop.poll() is None and time.time() < deadline, loop.communicate()
         time.sleep(0.3)
-    s3_server.restart(downtime_s=6.0)
+    s3_server.restart(downtime_s=25.0)  # longer than the S3 client's own retries: the loop must see it
     out, err = loop.communicate(timeout=600)
     assert loop.returncode == 0, err
     assert "store unreachable since" in err and "retrying" in err
