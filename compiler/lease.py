@@ -71,7 +71,7 @@ class LeaseRecord:
         if (time.time() if now is None else now) >= self.expires:
             return True
         return (self.host == socket.gethostname() and self.space == _pid_space() and self.pid != os.getpid()
-                and not _running(self.pid))
+                and not pid_running(self.pid))
 
     def describe(self, now: float | None = None) -> str:
         left = self.expires - (time.time() if now is None else now)
@@ -290,7 +290,8 @@ def _pid_space() -> str:
         return "unknown"
 
 
-def _running(pid: int) -> bool:
+def pid_running(pid: int) -> bool:
+    """Whether process ``pid`` of this pid namespace runs (a zombie, exited but not reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xtrc.lease import pid_running
 from xtrc.orchestrate import BackendStatus
 from xtrc.stage import StageConfig
 from xtrc.store import LOG_FILE, Store, local_cache_dir, write_atomic
@@ -203,7 +204,7 @@ class LocalBackend:
     def _exit_code(self, child: _Child) -> int | None:
         if child.process is not None:
             return child.process.poll()
-        if _pid_alive(child.pid) or self.pool is not None and self.pool.pending(child.pid):
+        if pid_running(child.pid) or self.pool is not None and self.pool.pending(child.pid):
             return None
         exit_file = self.state_dir / f"{child.key}.exit"  # warm (written by its parent), or adopted: the store
         if exit_file.exists():
@@ -253,7 +254,7 @@ class LocalBackend:
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if (self.state_dir / f"{key}.exit").exists() or not _pid_alive(record["pid"]):
+            if (self.state_dir / f"{key}.exit").exists() or not pid_running(record["pid"]):
                 continue
             if record.get("pid_started") not in (None, _process_start(record["pid"])):
                 continue  # that pid now belongs to another process (the machine rebooted)
@@ -265,22 +266,7 @@ class LocalBackend:
     def _alive(child: _Child) -> bool:
         if child.process is not None:
             return child.process.poll() is None
-        return _pid_alive(child.pid)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not running.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+        return pid_running(child.pid)
 
 
 def _process_start(pid: int) -> int | None:
@@ -357,7 +343,7 @@ def follow_log(backend: LocalBackend, key: str, out: Any, *, follow: bool) -> bo
                 out.flush()
                 continue
             record = backend.record(key)
-            if not follow or "exit" in record or not record or not _pid_alive(record["pid"]):
+            if not follow or "exit" in record or not record or not pid_running(record["pid"]):
                 out.write(f.read())  # what it wrote as it ended
                 out.flush()
                 return True

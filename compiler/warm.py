@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from xtrc.lease import pid_running
+
 STAGE_ENV = frozenset({"XTRC_STAGE_CONFIG", "CUDA_VISIBLE_DEVICES", "PYTHONUNBUFFERED"})
 """Variables that differ between stages (xtrc_runtime.warm.STAGE_ENV; this side never imports it)."""
 READY_TIMEOUT_S = 120.0
@@ -77,7 +79,7 @@ class WarmPool:
         if self.process is not None:
             if self.process.stdin is not None:
                 self.process.stdin.close()  # the parent leaves once its running stages end
-            if not any(_alive(pid) for pid in self.exits):
+            if not any(pid_running(pid) for pid in self.exits):
                 try:
                     self.process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
@@ -139,13 +141,3 @@ class WarmPool:
             return json.loads(data) if data else None
         except (OSError, ValueError):
             return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

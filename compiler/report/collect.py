@@ -223,7 +223,8 @@ def local_status(plan: Plan, store: Store, done: set[str]) -> dict[str, str]:
     """The local backend's view of stages that are not done, from its state files alone:
     ``<key>.exit`` non-zero (or zero without ``_SUCCESS``) → failed; ``<key>.json`` with a live pid →
     running; a stage below a failed or blocked one → blocked. Starts and signals nothing."""
-    from xtrc.local import _pid_alive, state_dir_for
+    from xtrc.lease import pid_running
+    from xtrc.local import state_dir_for
     from xtrc.orchestrate import BackendStatus, assess
 
     state_dir = state_dir_for(store.uri)
@@ -241,8 +242,8 @@ def local_status(plan: Plan, store: Store, done: set[str]) -> dict[str, str]:
                 backend[key] = BackendStatus("failed" if code else "finished", f"exit {code}")
             elif record_file.exists():
                 pid = int(json.loads(record_file.read_text())["pid"])
-                backend[key] = BackendStatus("running" if _pid_alive(pid) else "failed",
-                                             "" if _pid_alive(pid) else "the process is gone")
+                backend[key] = BackendStatus("running" if pid_running(pid) else "failed",
+                                             "" if pid_running(pid) else "the process is gone")
         except (OSError, ValueError, KeyError, TypeError):
             continue
     views = assess(plan, done, backend)
