@@ -23,6 +23,17 @@ from pathlib import Path
 
 from xtrc.lease import pid_running
 
+def read_line(connection: socket.socket) -> bytes:
+    """One newline-terminated message of the warm-stage protocol (both sides speak it)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 STAGE_ENV = frozenset({"XTRC_STAGE_CONFIG", "CUDA_VISIBLE_DEVICES", "PYTHONUNBUFFERED"})
 """Variables that differ between stages (xtrc_runtime.warm.STAGE_ENV; this side never imports it)."""
 READY_TIMEOUT_S = 120.0
@@ -132,12 +143,7 @@ class WarmPool:
                 s.settimeout(30)
                 s.connect(str(self.socket_path))
                 s.sendall((json.dumps(request) + "\n").encode())
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(1 << 16)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_line(s)
             return json.loads(data) if data else None
         except (OSError, ValueError):
             return None

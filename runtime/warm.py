@@ -23,6 +23,8 @@ import socket
 import sys
 from typing import Any
 
+from xtrc.warm import read_line
+
 STAGE_ENV = ("XTRC_STAGE_CONFIG", "CUDA_VISIBLE_DEVICES", "PYTHONUNBUFFERED")
 """The variables that differ between stages; the parent's own environment supplies the rest."""
 
@@ -65,13 +67,7 @@ def serve(path: str) -> int:
 
 
 def _answer(connection: socket.socket, server: socket.socket, exits: dict[int, str | None]) -> None:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = connection.recv(1 << 16)
-        if not chunk:
-            break
-        data += chunk
-    request = json.loads(data)
+    request = json.loads(read_line(connection))
     if "forget" in request:
         if int(request["forget"]) in exits:
             exits[int(request["forget"])] = None
