@@ -1647,14 +1647,30 @@ def resolve_builtin(uri: str) -> str:
     sizes = Sizes(**{k: int(params[k]) for k in ("train", "dev", "test") if k in params})
     languages = tuple(params["languages"].split(",")) if "languages" in params else ("en", "de", "es", "ru", "zh")
     seed = int(params.get("seed", 0))
-    digest = hashlib.sha256(f"{sizes}|{languages}|{seed}".encode()).hexdigest()[:16]
+    # The generator version is part of the folder's name: data cached by an older generator is
+    # never read under a newer one's stage keys (a pod, starting with an empty cache, would make
+    # the new rows while this machine read its old ones under the same key).
+    digest = hashlib.sha256(f"{FORMAT}|{sizes}|{languages}|{seed}".encode()).hexdigest()[:16]
     cache = os.path.join(local_cache_dir(), "fixtures", digest)
-    if not os.path.exists(os.path.join(cache, "manifest.json")):
+    if _cached_format(cache) != FORMAT:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(cache))
         generate(tmp, languages=languages, sizes=sizes, seed=seed)
+        if os.path.exists(cache) and _cached_format(cache) != FORMAT:  # unfinished or foreign: made again
+            shutil.rmtree(cache, ignore_errors=True)
         try:
             os.rename(tmp, cache)
         except OSError:  # another process made it first: theirs is identical
             shutil.rmtree(tmp, ignore_errors=True)
     return cache + rest.rstrip("/") if rest.strip("/") else cache
+
+
+def _cached_format(cache: str) -> str | None:
+    """The generator version recorded in a cached folder's manifest (None: no usable manifest)."""
+    import os
+
+    try:
+        with open(os.path.join(cache, "manifest.json"), encoding="utf-8") as f:
+            return json.load(f).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -550,10 +550,6 @@ def test_delete_removes_everything_but_the_store(kube: Kube, monkeypatch: pytest
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(reason="known defect, cause not found yet: the cluster run's scores differ from the local run's "
-                          "(the untrained base-model Tatoeba cell too), first seen once the built-in tokenizer became "
-                          "experiment-wide and store-cached; the steps before the report comparison pass",
-                   strict=False)
 def test_e2e_apply_watch_on_s3_with_preemption_matches_a_local_run(
         kube: Kube, s3_server: Any, s3_bucket: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`xtrc apply --watch` of the smoke design (2x2, smaller: PAN-X and Tatoeba, one seed) on FakeCluster

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -348,6 +349,40 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path) -> None:
     changed = [rel for rel, data in snapshot(a).items() if rel.startswith("data/") and other.get(rel) != data]
     assert len(changed) == len([f for f in first.files if f.path.startswith("data/")])
     assert first.rows("xnli") == (small.dev + small.test) * len(fixtures.DEFAULT_LANGUAGES)
+
+
+GENERATED_BYTES = {
+    # FIXTURES_GENERATOR -> sha256 over (path, sha256) of every file generate() writes for the
+    # arguments below. Changing what the generator writes without bumping FIXTURES_GENERATOR would
+    # keep the stage keys of builtin:fixtures data while the rows change under them.
+    "xtrc-fixtures/2": "a609a8be57759d17f82e299f2fee2f7f1cdfb2fb565acc3549c85b12912e4cb6",
+}
+
+
+def test_the_generator_version_pins_the_bytes_it_writes(tmp_path: Path) -> None:
+    manifest = generate(str(tmp_path), sizes=Sizes(train=20, dev=5, test=10), seed=7)
+    written = hashlib.sha256(json.dumps([[f.path, f.sha256] for f in manifest.files]).encode()).hexdigest()
+    assert fixtures.FORMAT in GENERATED_BYTES, f"add {fixtures.FORMAT!r}: {written!r} to GENERATED_BYTES"
+    assert written == GENERATED_BYTES[fixtures.FORMAT], (
+        "the fixtures generator writes other bytes than its version did: bump FIXTURES_GENERATOR "
+        f"(xtrc/fingerprint.py) and pin the new version's bytes here ({written!r})")
+
+
+def test_data_cached_by_another_generator_version_is_made_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XTRC_CACHE", str(tmp_path / "cache"))
+    uri = "builtin:fixtures?train=20&dev=5&test=10&seed=7"
+    made = Path(fixtures.resolve_builtin(uri))
+    fresh = snapshot(made)
+    # What an older generator left in the cache under the same folder: its rows, its version.
+    manifest = json.loads((made / "manifest.json").read_text())
+    (made / "manifest.json").write_text(json.dumps({**manifest, "format": "xtrc-fixtures/1"}))
+    (made / "data/panx/en/train.jsonl").write_text('{"tokens": ["old"], "ner_tags": [0]}\n')
+    assert Path(fixtures.resolve_builtin(uri)) == made
+    assert snapshot(made) == fresh
+    # A folder without a manifest (a generation cut short) is made again too.
+    (made / "manifest.json").unlink()
+    assert snapshot(Path(fixtures.resolve_builtin(uri))) == fresh
 
 
 def test_task_selection_languages_and_errors(tmp_path: Path) -> None:
