@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import attempts
+from tests.helpers import xtrc as run_xtrc
 from xtrc.loader import load
 from xtrc.local import state_dir_for
 from xtrc.plan import build
@@ -21,11 +22,7 @@ SMOKE = Path(__file__).resolve().parents[2] / "specs" / "smoke.yaml"
 
 
 def xtrc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xtrc.cli", *args], capture_output=True, text=True, timeout=1200)
-
-
-def attempts(log: Path) -> int:
-    return log.read_text().count("=== attempt") if log.exists() else 0
+    return run_xtrc(*args, timeout=1200)
 
 
 def _classes(prediction: object) -> list[str]:

@@ -9,26 +9,25 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests import helpers
+
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
+BIN = helpers.BIN
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "specs" / "smoke.yaml"
 
 
 def script(name: str, *args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    path = BIN / name
-    assert path.exists(), f"the console script is not installed at {path}"
     env = dict(os.environ)
     env.pop("XTRC_DEBUG", None)
     env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run([str(path), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    return helpers.script(name, *args, timeout=timeout, env=env, cwd=cwd)
 
 
 def test_help_and_version() -> None:

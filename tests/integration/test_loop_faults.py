@@ -8,22 +8,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from xtrc.loader import load_text
+from tests.helpers import BIN, alive, attempts, loop_spec, plan_of, script, wait_until
 from xtrc.local import state_dir_for
-from xtrc.plan import build
 from xtrc.store import Store
-
-from .test_orchestrate import attempts, write_spec
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 XTRC = str(BIN / "xtrc")
 RUNTIME = str(BIN / "xtrc-runtime")
 
@@ -33,7 +28,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def xtrc(*args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([XTRC, *args], capture_output=True, text=True, timeout=timeout, env=env(**extra))
+    return script("xtrc", *args, timeout=timeout, env=env(**extra))
 
 
 def start(*args: str, **extra: str) -> subprocess.Popen[str]:
@@ -56,28 +51,13 @@ def running_stages(state: Path) -> dict[str, int]:
     return out
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def wait_for(condition, timeout: float = 120, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_restarting_the_loop_twice_while_stages_run_trains_no_stage_twice(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, seeds="[1, 2]", targets="[panx, xnli]")
-    plan = build(load_text(spec.read_text()))
+    spec = loop_spec(tmp_path, seeds=[1, 2], targets=["panx", "xnli"])
+    plan = plan_of(spec)
     store = Store(str(tmp_path / "store"))
     state = state_dir_for(store.uri)
     first = start("run", str(spec))
-    wait_for(lambda: running_stages(state), what="a running stage")
+    wait_until(lambda: running_stages(state), timeout=120, what="a running stage")
     time.sleep(1.0)
     pids = running_stages(state)
     os.kill(first.pid, signal.SIGKILL)  # the loop dies; its stage processes run on
@@ -97,13 +77,13 @@ def test_restarting_the_loop_twice_while_stages_run_trains_no_stage_twice(tmp_pa
 
 
 def test_a_second_loop_on_one_store_says_who_holds_it_or_waits(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, seeds="[1]", targets="[panx]")
-    plan = build(load_text(spec.read_text()))
+    spec = loop_spec(tmp_path)
+    plan = plan_of(spec)
     store = Store(str(tmp_path / "store"))
     state = state_dir_for(store.uri)
     first = start("run", str(spec))
     lease = tmp_path / "store" / "experiments" / "orch" / "lease.json"
-    wait_for(lease.exists, what="the loop's lease")
+    wait_until(lease.exists, timeout=120, what="the loop's lease")
     second = xtrc("run", str(spec))
     assert second.returncode == 4, second.stderr
     holder = json.loads(lease.read_text())
@@ -141,7 +121,7 @@ def test_a_second_loop_on_one_store_says_who_holds_it_or_waits(tmp_path: Path) -
 
 
 def test_a_stale_loop_lease_is_taken_over(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, seeds="[1]", targets="[panx]")
+    spec = loop_spec(tmp_path)
     lease = tmp_path / "store" / "experiments" / "orch" / "lease.json"
     lease.parent.mkdir(parents=True)
     lease.write_text(json.dumps({"holder": "dead", "host": "gone-host", "pid": 1, "what": "the loop of orch",
@@ -151,8 +131,8 @@ def test_a_stale_loop_lease_is_taken_over(tmp_path: Path) -> None:
 
 
 def stage_config(tmp_path: Path, kind: str) -> str:
-    spec = write_spec(tmp_path, seeds="[1]", targets="[panx]")
-    plan = build(load_text(spec.read_text()))
+    spec = loop_spec(tmp_path)
+    plan = plan_of(spec)
     return next(s for s in plan.stages.values() if s.kind == kind).to_json()
 
 
@@ -162,7 +142,7 @@ def test_a_second_runner_of_one_stage_waits_then_exits_transiently_without_touch
     stage_dir = tmp_path / "store" / "stages" / key
     first = subprocess.Popen([RUNTIME, "run-stage", "--config-env", "XTRC_STAGE_CONFIG"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=env(XTRC_STAGE_CONFIG=config))
-    wait_for((stage_dir / "lease.json").exists, what="the stage lease")
+    wait_until((stage_dir / "lease.json").exists, timeout=120, what="the stage lease")
     second = subprocess.run([RUNTIME, "run-stage", "--config-env", "XTRC_STAGE_CONFIG"], capture_output=True,
                             text=True, timeout=300, env=env(XTRC_STAGE_CONFIG=config, XTRC_STAGE_LEASE_WAIT="1"))
     status = json.loads(second.stdout.splitlines()[-1])["status"]
@@ -183,8 +163,8 @@ def test_a_second_runner_of_one_stage_waits_then_exits_transiently_without_touch
 
 
 def test_a_missing_object_in_the_store_is_transient_not_a_configuration_error(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, seeds="[1]", targets="[panx]")
-    plan = build(load_text(spec.read_text()))
+    spec = loop_spec(tmp_path)
+    plan = plan_of(spec)
     target = next(s for s in plan.stages.values() if s.init_from)
     upstream = tmp_path / "store" / "stages" / target.init_from
     upstream.mkdir(parents=True)

@@ -6,55 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from xtrc.loader import load_text
+from tests.helpers import XTRC_MODULE, attempts, loop_spec, plan_of, xtrc
 from xtrc.local import state_dir_for
-from xtrc.plan import build
 from xtrc.store import Store
 
 pytestmark = pytest.mark.integration
-
-DATA = "builtin:fixtures/data?train=120&dev=30&test=30&languages=en,de"
-
-SPEC = """\
-apiVersion: xtrc.dev/v1alpha1
-kind: Experiment
-metadata: {{name: orch}}
-model: builtin:tiny-xlmr
-storage: {{uri: "{store}"}}
-seeds: {seeds}
-factors:
-  intermediate: [none, mnli]
-targets: {targets}
-languages: {{panx: [en, de], xnli: [en, de]}}
-training:
-  defaults: {{learning_rate: 1.0e-3, batch_size: 16, epochs: 1, max_seq_length: 48, eval_every_steps: 50,
-             checkpoint_every_steps: 50, precision: fp32}}
-data:
-  root: "{data}"
-{extra}
-compute: {{gpus: 0, max_parallel: 2, retries: 0}}
-"""
-
-
-def write_spec(tmp: Path, *, seeds: str = "[1]", targets: str = "[panx]", extra: str = "") -> Path:
-    path = tmp / "spec.yaml"
-    path.write_text(SPEC.format(store=tmp / "store", seeds=seeds, targets=targets, data=DATA, extra=extra))
-    return path
-
-
-def xtrc(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xtrc.cli", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def attempts(log: Path) -> int:
-    return log.read_text().count("=== attempt") if log.exists() else 0
-
 
 def test_a_failed_stage_blocks_only_its_dependants(tmp_path: Path) -> None:
     # MNLI's data exist but are malformed: the pre-run data check fails that stage alone.
@@ -62,10 +23,10 @@ def test_a_failed_stage_blocks_only_its_dependants(tmp_path: Path) -> None:
     for split in ("train", "dev"):
         (bad / "en").mkdir(parents=True, exist_ok=True)
         (bad / "en" / f"{split}.jsonl").write_text('{"premise": "a cat", "label": 0}\n')
-    spec = write_spec(tmp_path, extra=f"  tasks: {{mnli: {{path: {bad}}}}}")
+    spec = loop_spec(tmp_path, tasks={"mnli": {"path": str(bad)}})
     result = xtrc("run", str(spec))
     assert result.returncode == 1, result.stderr
-    plan = build(load_text(spec.read_text()))
+    plan = plan_of(spec)
     done = Store(str(tmp_path / "store")).done_keys()
     intermediate = next(k for k, s in plan.stages.items() if s.kind == "intermediate")
     dependants = {k for k, s in plan.stages.items() if s.init_from == intermediate}
@@ -80,10 +41,10 @@ def test_a_failed_stage_blocks_only_its_dependants(tmp_path: Path) -> None:
 
 
 def test_killed_and_restarted_loop_runs_no_stage_twice(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, seeds="[1, 2]", targets="[panx, xnli]")
-    plan = build(load_text(spec.read_text()))
+    spec = loop_spec(tmp_path, seeds=[1, 2], targets=["panx", "xnli"])
+    plan = plan_of(spec)
     store = Store(str(tmp_path / "store"))
-    first = subprocess.Popen([sys.executable, "-m", "xtrc.cli", "run", str(spec)],
+    first = subprocess.Popen([*XTRC_MODULE, "run", str(spec)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while len(store.done_keys()) < 2 and time.time() < deadline:

@@ -4,33 +4,22 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from xtrc.loader import load_text
-from xtrc.plan import build
+from tests.helpers import plan_of, tiny_spec, write_spec, xtrc
 from xtrc_runtime.fixtures import Sizes, generate
 
 pytestmark = pytest.mark.integration
 
-SPEC = """\
-apiVersion: xtrc.dev/v1alpha1
-kind: Experiment
-metadata: {{name: pre}}
-model: builtin:tiny-xlmr
-storage: {{uri: "{store}"}}
-targets: [panx]
-languages: {{panx: [de]}}
-training:
-  defaults: {{learning_rate: 1.0e-3, batch_size: 8, epochs: 1, max_seq_length: 32, checkpoint_every_steps: 1,
-             precision: fp32}}
-data:
-  root: "{root}"
-  check: {check}
-compute: {{gpus: 0, max_parallel: 1, retries: 2}}
-"""
+
+def spec_doc(tmp: Path, root: Path, *, check: bool) -> dict:
+    return tiny_spec("pre", tmp / "store", targets=["panx"], languages={"panx": ["de"]},
+                     data={"root": str(root), "check": check},
+                     training={"defaults": {"learning_rate": 1.0e-3, "batch_size": 8, "epochs": 1,
+                                            "max_seq_length": 32, "checkpoint_every_steps": 1, "precision": "fp32"}},
+                     compute={"gpus": 0, "max_parallel": 1, "retries": 2})
 
 
 @pytest.fixture
@@ -44,17 +33,15 @@ def bad_root(tmp_path: Path) -> Path:
     return root
 
 
-def run(tmp: Path, root: Path, *, check: str) -> tuple[subprocess.CompletedProcess[str], str, Path]:
-    spec = tmp / "spec.yaml"
-    spec.write_text(SPEC.format(store=tmp / "store", root=root, check=check))
-    result = subprocess.run([sys.executable, "-m", "xtrc.cli", "run", str(spec)], capture_output=True, text=True,
-                            timeout=600)
-    (key,) = build(load_text(spec.read_text())).stages
+def run(tmp: Path, root: Path, *, check: bool) -> tuple[subprocess.CompletedProcess[str], str, Path]:
+    spec = write_spec(tmp, spec_doc(tmp, root, check=check))
+    result = xtrc("run", str(spec), timeout=600)
+    (key,) = plan_of(spec).stages
     return result, key, tmp / "store"
 
 
 def test_the_stage_exits_2_before_training_and_is_not_retried(tmp_path: Path, bad_root: Path) -> None:
-    result, key, store = run(tmp_path, bad_root, check="false")  # the stage's own preflight, not the loop's
+    result, key, store = run(tmp_path, bad_root, check=False)  # the stage's own preflight, not the loop's
     assert result.returncode == 1, result.stderr
     assert f"failed {key}" in result.stderr and "configuration error" in result.stderr
     log = (store / ".local-runs" / f"{key}.log").read_text()
@@ -66,7 +53,7 @@ def test_the_stage_exits_2_before_training_and_is_not_retried(tmp_path: Path, ba
 
 
 def test_the_loop_does_not_start_a_stage_whose_data_fail(tmp_path: Path, bad_root: Path) -> None:
-    result, key, store = run(tmp_path, bad_root, check="true")
+    result, key, store = run(tmp_path, bad_root, check=True)
     assert result.returncode == 1, result.stderr
     assert "data check: 1 stage(s) will not run" in result.stderr
     assert f"failed {key}" in result.stderr and "panx de test" in result.stderr
@@ -78,6 +65,6 @@ def test_a_malformed_file_the_stage_does_not_read_does_not_fail_it(tmp_path: Pat
     root = tmp_path / "gen" / "data"
     (root / "xnli" / "de").mkdir(parents=True)
     (root / "xnli" / "de" / "test.jsonl").write_bytes(b'\xef\xbb\xbf{"sentence1": "a", broken\n')
-    result, key, store = run(tmp_path, root, check="true")
+    result, key, store = run(tmp_path, root, check=True)
     assert result.returncode == 0, result.stderr
     assert (store / "stages" / key / "_SUCCESS").exists()

@@ -5,54 +5,36 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from xtrc.loader import load_text
-from xtrc.plan import build
+from tests.helpers import BIN, attempts, plan_of, tiny_spec, write_spec
 from xtrc.store import MissingBucket, Store, write_atomic
 
 from .conftest import S3Location, S3Server
-from .test_orchestrate import attempts
 
 pytestmark = pytest.mark.integration
 
-XTRC = str(Path(sys.executable).parent / "xtrc")
-
-SPEC = """\
-apiVersion: xtrc.dev/v1alpha1
-kind: Experiment
-metadata: {{name: s3faults}}
-model: builtin:tiny-xlmr
-storage:
-  uri: {store}
-  options: {{endpoint_url: "{endpoint}"}}
-seeds: [1, 2]
-targets: [panx]
-languages: {{panx: [en, de]}}
-training:
-  defaults: {{learning_rate: 1.0e-3, batch_size: 16, epochs: 3, max_seq_length: 48, eval_every_steps: 10,
-             checkpoint_every_steps: 5, precision: fp32}}
-data:
-  root: "builtin:fixtures/data?train=160&dev=30&test=30&languages=en,de"
-compute: {{gpus: 0, max_parallel: 2, retries: 0}}
-"""
+XTRC = str(BIN / "xtrc")
 
 
-def write_spec(tmp_path: Path, store: str, endpoint: str) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(SPEC.format(store=store, endpoint=endpoint))
-    return path
+def s3_spec(tmp_path: Path, store: str, endpoint: str) -> Path:
+    return write_spec(tmp_path, tiny_spec(
+        "s3faults", store, storage_options={"endpoint_url": endpoint}, seeds=[1, 2], targets=["panx"],
+        languages={"panx": ["en", "de"]},
+        training={"defaults": {"learning_rate": 1.0e-3, "batch_size": 16, "epochs": 3, "max_seq_length": 48,
+                               "eval_every_steps": 10, "checkpoint_every_steps": 5, "precision": "fp32"}},
+        data={"root": "builtin:fixtures/data?train=160&dev=30&test=30&languages=en,de"},
+        compute={"gpus": 0, "max_parallel": 2, "retries": 0}))
 
 
 def test_the_loop_rides_out_a_store_restart_and_no_stage_trains_twice(s3_server: S3Server, s3_bucket: S3Location,
                                                                       tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, s3_bucket.url, s3_server.endpoint)
-    plan = build(load_text(spec.read_text()))
+    spec = s3_spec(tmp_path, s3_bucket.url, s3_server.endpoint)
+    plan = plan_of(spec)
     fs = s3_bucket.fs()
     env = {**os.environ, "XTRC_CACHE": str(tmp_path / "cache")}
     loop = subprocess.Popen([XTRC, "run", str(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -77,7 +59,7 @@ def test_the_loop_rides_out_a_store_restart_and_no_stage_trains_twice(s3_server:
 def test_a_missing_bucket_is_a_clear_error_and_is_never_created(s3_server: S3Server, s3_bucket: S3Location,
                                                                  tmp_path: Path) -> None:
     bucket = f"xtrc-missing-{uuid.uuid4().hex[:8]}"
-    spec = write_spec(tmp_path, f"s3://{bucket}/store", s3_server.endpoint)
+    spec = s3_spec(tmp_path, f"s3://{bucket}/store", s3_server.endpoint)
     result = subprocess.run([XTRC, "run", str(spec)], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "XTRC_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 2, result.stderr

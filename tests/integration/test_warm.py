@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import tiny_spec, wait_until, write_spec, xtrc
 from xtrc.local import runtime_executable
 from xtrc.warm import WarmPool
 
@@ -18,19 +17,14 @@ pytestmark = pytest.mark.integration
 
 
 def wait_for(path: Path, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+    wait_until(path.exists, timeout=timeout, what=f"{path} to appear", interval=0.05)
     return path.read_text()
 
 
 def wait_forked(log: Path, timeout: float = 60) -> None:
     """Until the child has its own session (it logs that it was forked right after setsid())."""
-    deadline = time.monotonic() + timeout
-    while "forked from pid" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, f"{log} never said the stage was forked"
-        time.sleep(0.05)
+    wait_until(lambda: "forked from pid" in (log.read_text() if log.exists() else ""), timeout=timeout,
+               what=f"{log} to say the stage was forked", interval=0.05)
 
 
 def test_forked_stages_fail_and_crash_alone_and_get_their_own_env_log_and_exit_code(tmp_path: Path) -> None:
@@ -77,24 +71,14 @@ def test_a_cancelled_stage_is_not_recorded_as_failed(tmp_path: Path) -> None:
 
 
 def test_the_local_backend_runs_stages_warm_and_leaves_no_process_behind(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(f"""\
-apiVersion: xtrc.dev/v1alpha1
-kind: Experiment
-metadata: {{name: warm}}
-model: builtin:tiny-xlmr
-storage: {{uri: "{tmp_path / 'store'}"}}
-seeds: [1]
-factors: {{intermediate: [none]}}
-targets: [panx, tatoeba]
-languages: {{panx: [en, de], tatoeba: [de]}}
-training:
-  defaults: {{learning_rate: 1.0e-3, batch_size: 16, epochs: 1, max_seq_length: 48, precision: fp32}}
-data: {{root: "builtin:fixtures/data?train=60&dev=20&test=20&languages=en,de"}}
-compute: {{gpus: 0, max_parallel: 2, retries: 0}}
-""")
-    result = subprocess.run([sys.executable, "-m", "xtrc.cli", "run", str(spec)], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "XTRC_WARM_STAGES": "1"})
+    spec = write_spec(tmp_path, tiny_spec(
+        "warm", tmp_path / "store", seeds=[1], factors={"intermediate": ["none"]}, targets=["panx", "tatoeba"],
+        languages={"panx": ["en", "de"], "tatoeba": ["de"]},
+        training={"defaults": {"learning_rate": 1.0e-3, "batch_size": 16, "epochs": 1, "max_seq_length": 48,
+                               "precision": "fp32"}},
+        data={"root": "builtin:fixtures/data?train=60&dev=20&test=20&languages=en,de"},
+        compute={"gpus": 0, "max_parallel": 2, "retries": 0}))
+    result = xtrc("run", str(spec), timeout=600, env={**os.environ, "XTRC_WARM_STAGES": "1"})
     assert result.returncode == 0, result.stderr
     logs = sorted((tmp_path / "store" / ".local-runs").glob("*.log"))
     stage_logs = [p for p in logs if p.name != "warm-server.log"]
@@ -103,7 +87,5 @@ compute: {{gpus: 0, max_parallel: 2, retries: 0}}
         assert "forked from pid" in log.read_text() and "done in" in log.read_text()
     server_log = (tmp_path / "store" / ".local-runs" / "warm-server.log").read_text()
     parent = int(server_log.split("warm parent ")[1].split(":")[0])
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{parent}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not Path(f"/proc/{parent}").exists()  # the parent left with `xtrc run`
+    # the parent left with `xtrc run`
+    wait_until(lambda: not Path(f"/proc/{parent}").exists(), timeout=10, what="the warm parent to exit", interval=0.1)

@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client import ApiException
 
+from tests.helpers import alive
 from tests.kube.apiserver import FakeCluster
 
 pytestmark = pytest.mark.integration
@@ -316,16 +317,6 @@ def running_pod(cluster: FakeCluster, core, ns: str, name: str, exclude: tuple =
         return None
 
     return cluster.wait_for(find, 10)
-
-
-def alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_job_runs_to_completion_with_watch_and_logs(cluster: FakeCluster, core, batch, ns) -> None:

@@ -7,23 +7,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import script
 from tests.kube.test_backend import Kube, cluster, kube  # noqa: F401  (fixtures)
 from xtrc.loader import load
 from xtrc.plan import build
 
 pytestmark = pytest.mark.integration
 
-XTRC = Path(sys.executable).with_name("xtrc")
-
 
 def xtrc(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    assert XTRC.exists(), f"the console script is not installed at {XTRC}"
-    return subprocess.run([str(XTRC), *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+    return script("xtrc", *args, timeout=timeout, env=dict(os.environ))
 
 
 def test_cluster_commands_of_the_installed_script(kube: Kube) -> None:  # noqa: F811

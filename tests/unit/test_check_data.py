@@ -6,26 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.helpers import script, tiny_spec, write_spec
 from xtrc_runtime.fixtures import Sizes, generate
-
-BIN = Path(sys.executable).parent
-
-SPEC = """\
-apiVersion: xtrc.dev/v1alpha1
-kind: Experiment
-metadata: {{name: checks}}
-model: builtin:tiny-xlmr
-storage: {{uri: "{store}"}}
-targets: [panx, xnli, tatoeba]
-languages: {{panx: [de], xnli: [de, es], tatoeba: [de]}}
-data:
-  root: "{root}"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +26,16 @@ def clean_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def xtrc(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The installed `xtrc` script (it finds `xtrc-runtime` beside it), with its own cache."""
-    script = BIN / "xtrc"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "xtrc.cli"]
-    env = dict(os.environ, XTRC_CACHE=str(home / "cache"), **env)
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300, env=env)
+    return script("xtrc", *args, env=dict(os.environ, XTRC_CACHE=str(home / "cache"), **env))
 
 
-def spec_for(tmp: Path, root: Path) -> Path:
-    spec = tmp / "spec.yaml"
-    spec.write_text(SPEC.format(store=tmp / "store", root=root))
-    return spec
+def spec_for(tmp: Path, root: Path | None, *, targets: tuple[str, ...] = ("panx", "xnli", "tatoeba"),
+             **sections: Any) -> Path:
+    """The experiment `checks` on the data under ``root`` (None: its tasks' hub sources, data.check on)."""
+    data: dict[str, Any] = {"root": str(root)} if root else {"check": True}
+    return write_spec(tmp, tiny_spec("checks", tmp / "store", targets=list(targets),
+                                     languages={"panx": ["de"], "xnli": ["de", "es"], "tatoeba": ["de"]},
+                                     data=data, **sections))
 
 
 def test_a_valid_root_passes(tmp_path: Path, clean_root: Path) -> None:
@@ -79,8 +66,7 @@ def test_one_line_per_gap_and_exit_2(tmp_path: Path, clean_root: Path) -> None:
 
 
 def test_offline_hub_sources_are_reported_not_passed(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC.format(store=tmp_path / "store", root="x").replace('  root: "x"\n', "  check: true\n"))
+    spec = spec_for(tmp_path, None)
     result = xtrc("plan", str(spec), "--check-data", home=tmp_path, HF_HUB_OFFLINE="1")
     assert result.returncode == 1, result.stderr  # nothing wrong found, but not everything checked
     assert "cannot check" in result.stderr and "HF_HUB_OFFLINE" in result.stderr
@@ -89,16 +75,11 @@ def test_offline_hub_sources_are_reported_not_passed(tmp_path: Path) -> None:
 
 def test_dictionaries_and_translations_are_checked_too(tmp_path: Path, clean_root: Path) -> None:
     dictionaries = clean_root.parent / "dictionaries"
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC.format(store=tmp_path / "store", root=clean_root).replace("targets: [panx, xnli, tatoeba]", """\
-factors:
-  augmentation:
-    - none
-    - name: cs
-      code_switch: {{languages: [de, fr], dictionaries: "{d}"}}
-    - name: tt
-      translate_train: {{languages: [de], paths: {{xnli: "{t}"}}}}
-targets: [xnli]""".format(d=dictionaries, t=tmp_path / "missing-translations")))
+    spec = spec_for(tmp_path, clean_root, targets=("xnli",), factors={"augmentation": [
+        "none",
+        {"name": "cs", "code_switch": {"languages": ["de", "fr"], "dictionaries": str(dictionaries)}},
+        {"name": "tt", "translate_train": {"languages": ["de"],
+                                           "paths": {"xnli": str(tmp_path / "missing-translations")}}}]})
     result = xtrc("plan", str(spec), "--check-data", home=tmp_path)
     assert result.returncode == 2, result.stderr
     gaps = [line for line in result.stderr.splitlines() if line.startswith("gap: ")]

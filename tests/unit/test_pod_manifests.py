@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.helpers import script
 from xtrc.loader import load
 from xtrc.plan import Plan, build
 from xtrc.render import IMAGE_ANNOTATION, IMAGE_DIGEST_ANNOTATION, POD_ENV, Renderer
@@ -81,8 +82,7 @@ def _spec(tmp_path: Path, **changes: Any) -> Path:
 
 
 def _xtrc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).parent / "xtrc"), *args], capture_output=True, text=True,
-                          timeout=120)
+    return script("xtrc", *args, timeout=120)
 
 
 DIGEST = "sha256:" + "ab12" * 16

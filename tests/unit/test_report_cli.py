@@ -17,6 +17,7 @@ import pytest
 from test_report import levels, qa, write_store
 from test_report_checks import xnli_records
 
+from tests.helpers import tiny_spec, write_spec
 from xtrc.loader import load
 from xtrc.plan import Plan, build
 
@@ -36,28 +37,17 @@ def run(*args: str, cwd: Path | None = None, columns: int | None = None, env: di
                           check=False)
 
 
-def write_spec(directory: Path, store: str = "store") -> Path:
+def rq_spec(directory: Path, store: str = "store") -> Path:
     """A 2x2 spec in ``directory`` whose relative ``storage.uri`` is ``store``; xnli lists de before en."""
-    directory.mkdir(parents=True, exist_ok=True)
-    spec = directory / "rq.yaml"
-    spec.write_text(f"""apiVersion: xtrc.dev/v1alpha1
-kind: Experiment
-metadata: {{name: rq}}
-model: builtin:tiny-xlmr
-storage: {{uri: {store}}}
-seeds: [1, 2]
-factors:
-  intermediate: [none, mnli]
-  augmentation:
-    - none
-    - name: {LONG_ARM}
-      code_switch: {{languages: [de], dictionaries: "builtin:fixtures/dictionaries"}}
-targets: [xnli, xquad, panx, tatoeba]
-languages: {{xnli: [de, en, es], xquad: [en, es, de], panx: [es, en], tatoeba: [de, es]}}
-data: {{root: "builtin:fixtures/data"}}
-compute: {{gpus: 0}}
-""", encoding="utf-8")
-    return spec
+    return write_spec(directory, tiny_spec(
+        "rq", store, seeds=[1, 2],
+        factors={"intermediate": ["none", "mnli"], "augmentation": [
+            "none",
+            {"name": LONG_ARM, "code_switch": {"languages": ["de"], "dictionaries": "builtin:fixtures/dictionaries"}}]},
+        targets=["xnli", "xquad", "panx", "tatoeba"],
+        languages={"xnli": ["de", "en", "es"], "xquad": ["en", "es", "de"], "panx": ["es", "en"],
+                   "tatoeba": ["de", "es"]},
+        data={"root": "builtin:fixtures/data"}, compute={"gpus": 0}), "rq.yaml")
 
 
 def make(arm: str, seed: int, task: str, lang: str) -> list[dict[str, Any]]:
@@ -77,7 +67,7 @@ def make(arm: str, seed: int, task: str, lang: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Plan]:
-    spec = write_spec(tmp_path_factory.mktemp("rq") / "sub")
+    spec = rq_spec(tmp_path_factory.mktemp("rq") / "sub")
     plan = build(load(spec))
     write_store(plan, make)
     return spec, plan
@@ -141,7 +131,7 @@ def test_a_relative_store_is_relative_to_the_spec_file(filled: tuple[Path, Plan]
     assert planned["store"] == data["store"]
     assert planned["stages"]["done"] == len(set(plan.cells.values()))  # every cell stage, found from one dir up
 
-    empty = write_spec(tmp_path / "empty")
+    empty = rq_spec(tmp_path / "empty")
     result = run("report", str(empty))
     assert result.returncode == 1
     assert result.stdout == ""
@@ -188,7 +178,7 @@ def test_a_missing_matplotlib_is_reported_before_any_work(filled: tuple[Path, Pl
 
 def test_wrong_metrics_are_invalid_through_the_cli_without_bootstrap(filled: tuple[Path, Plan],
                                                                    tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "wrong")
+    spec = rq_spec(tmp_path / "wrong")
     plan = build(load(spec))
     write_store(plan, make)
     path = Path(plan.experiment.storage.uri.removeprefix("file://")) / "stages" / \
