@@ -18,7 +18,7 @@ from xtrc.lease import Lease
 from xtrc.plan import Plan
 from xtrc.results_index import ResultsIndex
 from xtrc.stage import StageConfig
-from xtrc.store import Store
+from xtrc.store import MissingBackend, Store
 
 T = TypeVar("T")
 State = Literal["done", "running", "failed", "blocked", "ready", "waiting"]
@@ -139,8 +139,9 @@ class Faults:
 
 
 MAX_BACKOFF = 30.0
-FATAL_STORE_ERRORS = (PermissionError,)
-"""Store errors no wait mends (refused credentials); anything else is weather."""
+FATAL_STORE_ERRORS = (PermissionError, MissingBackend)
+"""Store errors no wait mends (refused credentials, no fsspec backend for the store's protocol);
+anything else is weather."""
 
 
 def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int,

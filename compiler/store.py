@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from xtrc.errors import XtrcError
+
 STAGES = "stages"
 EXPERIMENTS = "experiments"
 SUCCESS = "_SUCCESS"
@@ -138,25 +140,19 @@ class Store:
 
     @property
     def fs(self) -> Any:
-        import fsspec
-
-        fs, _ = fsspec.core.url_to_fs(self.uri, **self.options)
-        return fs
+        return _filesystem(self.uri, self.options)
 
     def reader_fs(self, workers: int) -> Any:
         """The store's filesystem tuned for many small whole-object reads at once: on S3, one GET
         per object (no HEAD for its size first) and a connection pool as large as ``workers``."""
         if uri_scheme(self.uri) not in ("s3", "s3a"):
             return self.fs
-        import fsspec
-
         options = dict(self.options)
         options.setdefault("max_concurrency", 1)
         config = dict(options.get("config_kwargs") or {})
         config.setdefault("max_pool_connections", max(10, workers))
         options["config_kwargs"] = config
-        fs, _ = fsspec.core.url_to_fs(self.uri, **options)
-        return fs
+        return _filesystem(self.uri, options)
 
     def done_keys(self) -> set[str]:
         """Keys of every stage whose _SUCCESS exists."""
@@ -213,6 +209,27 @@ class Store:
         fs.invalidate_cache()
         if not fs.exists(bucket):
             raise MissingBucket(self.uri)
+
+
+class MissingBackend(XtrcError):
+    """The fsspec implementation of the store's protocol is not installed (or does not import)."""
+
+    def __init__(self, uri: str, cause: ImportError):
+        self.uri = uri
+        super().__init__(f"cannot read store {uri}: {cause}; install its fsspec backend "
+                         "(pip install 'xtrc[s3]' for s3://)")
+
+
+def _filesystem(uri: str, options: dict[str, Any]) -> Any:
+    """The fsspec filesystem of ``uri``. Only loading the protocol's implementation is translated
+    into :class:`MissingBackend`: an ImportError raised later, while reading, is a bug and stays one."""
+    import fsspec
+
+    try:
+        fs, _ = fsspec.core.url_to_fs(uri, **options)
+    except ImportError as exc:
+        raise MissingBackend(uri, exc) from exc
+    return fs
 
 
 class MissingBucket(FileNotFoundError):

@@ -40,7 +40,7 @@ def validate_command(args: argparse.Namespace) -> int:
 
 def plan_command(args: argparse.Namespace) -> int:
     from xtrc.plan_view import plan_summary, print_plan
-    from xtrc.store import Store
+    from xtrc.store import MissingBackend, Store
 
     plan = build_plan(args)
     exp = plan.experiment
@@ -48,9 +48,10 @@ def plan_command(args: argparse.Namespace) -> int:
     if not args.no_store:
         try:
             done = Store(exp.storage.uri, dict(exp.storage.options)).done_keys() & set(plan.stages)
-        except ImportError as exc:
-            raise XtrcError(f"cannot read store {exp.storage.uri}: {exc}; install its fsspec backend "
-                            "(pip install 'xtrc[s3]' for s3://), or pass --no-store") from None
+        except MissingBackend as exc:
+            raise XtrcError(f"{exc}, or pass --no-store") from None
+        except ImportError:  # a bug, not an unreachable store
+            raise
         except Exception as exc:  # an unreachable store must not hide the plan
             print(f"warning: cannot read store {exp.storage.uri} ({type(exc).__name__}: {exc}); "
                   "showing every stage as not done", file=sys.stderr)
