@@ -10,10 +10,11 @@ A stage's output depends on the bytes it reads, not only on their names, so its 
   ``{root}/{task}/`` (catalogues such as Mewsli-X's entities);
 * generated data (``builtin:fixtures…``): the generator's version; its options are in the URI,
   which the key holds already;
-* Hugging Face hub ids (datasets and models): the id, config and revision as configured. The
-  planner does not ask the hub (it runs offline), so ``main`` stays ``main``: a new upload
-  under the same revision is not seen. Pin a revision-qualified mirror under ``data.root`` to
-  make that exact.
+* Hugging Face hub ids (datasets and models): the id, the config, and the commit sha its
+  revision (``main``, ``refs/convert/parquet``, a tag) was resolved to at plan time and pinned
+  in the store (:mod:`xtrc.revisions`): a new commit under the same branch is not read, and
+  gives new keys only after ``--refresh-revisions``. An unresolved revision (offline) is
+  fingerprinted by its name and marked unresolved: such keys are provisional too.
 
 Each root is listed once per plan (one ``find`` with details), whatever the number of stages.
 A root that cannot be listed (no credentials, offline) is fingerprinted by its path alone and
@@ -128,6 +129,7 @@ def _identity(fs: Any, path: str, info: dict[str, Any]) -> str:
     return f"{size}:mtime:{mtime}"
 
 
-def hub(kind: str, name: str, config: str | None = None, revision: str = "main") -> str:
-    """A hub id as configured (not resolved: the planner runs offline)."""
-    return f"hub {kind} {name}{'/' + config if config else ''}@{revision} (not resolved)"
+def hub(kind: str, name: str, config: str | None, revision: str | None, sha: str | None) -> str:
+    """A hub id at the commit its revision was resolved to (or marked unresolved)."""
+    at = sha if sha else f"{revision or 'main'} (unresolved)"
+    return f"hub {kind} {name}{'/' + config if config else ''}@{at}"

@@ -12,6 +12,7 @@ from xtrc.stage import Augmentation, EvalTask, Hyperparameters, StageConfig
 from xtrc import fingerprint
 from xtrc.errors import XtrcError
 from xtrc.fingerprint import Fingerprinter
+from xtrc.revisions import Revisions, pin_name
 from xtrc.store import normalize_uri
 
 BUILTIN_TINY = BUILTIN_MODELS[0]
@@ -57,11 +58,24 @@ class Plan:
     """Stages a per-arm pipeline without sharing would run (one per arm × seed × target, plus intermediates)."""
     unlisted: list[str] = field(default_factory=list)
     """Data that could not be listed to fingerprint it: the keys are provisional (see xtrc.fingerprint)."""
+    revisions: Revisions | None = None
+    """The hub revisions the keys use (None without fingerprints); see xtrc.revisions."""
+
+    @property
+    def unresolved(self) -> list[str]:
+        """Hub inputs whose commit is not known (offline, or the hub refused): provisional keys."""
+        return self.revisions.problems() if self.revisions is not None else []
 
     def require_fingerprints(self) -> None:
         """Refuse provisional keys: running under them could train a stage twice or mix data."""
         if self.unlisted:
             raise XtrcError("cannot run with provisional stage keys: " + "; ".join(self.unlisted))
+        if self.unresolved:
+            raise XtrcError(
+                "cannot run: the commit of these hub inputs is not known, so their stages have no stable key:\n  "
+                + "\n  ".join(self.unresolved) + "\nresolve them once with the hub reachable (xtrc plan SPEC pins "
+                "them in the store), or pin a commit sha in the spec (model_revision, data.revisions), or read "
+                "the data from a path (data.root, data.tasks.<task>.path)")
 
     def count_by_kind(self, keys: set[str] | None = None) -> dict[str, int]:
         counts = {"intermediate": 0, "target": 0, "retrieval": 0}
@@ -88,11 +102,15 @@ def expand_arms(exp: Experiment) -> list[Arm]:
     return [Arm(name or f"{i.name}+{a.name}", i, a) for name, i, a in pairs]
 
 
-def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
+def build(exp: Experiment, *, fingerprint: bool = True, revisions: Revisions | None = None) -> Plan:
     """The plan of ``exp``. ``fingerprint=False`` leaves the data out of the keys (no listing:
-    for `xtrc validate`, which shows counts only); every command that uses keys fingerprints."""
+    for `xtrc validate`, which shows counts only); every command that uses keys fingerprints.
+    ``revisions`` holds the store's pinned hub revisions (xtrc.revisions); without it every hub
+    revision not pinned in the spec is resolved now."""
     store = normalize_uri(exp.storage.uri)
     fingerprinter = Fingerprinter(store, dict(exp.storage.options)) if fingerprint else None
+    if fingerprint and revisions is None:
+        revisions = Revisions.from_env(pins=dict(exp.data.revisions), model_revision=exp.model_revision)
     common: dict[str, Any] = {
         "model": exp.model,
         "salt": exp.salt,
@@ -100,7 +118,7 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
         "store": store,
         "storage_options": dict(exp.storage.options),
     }
-    plan = Plan(exp, expand_arms(exp), {}, {})
+    plan = Plan(exp, expand_arms(exp), {}, {}, revisions=revisions if fingerprint else None)
     proto = protocol.PROTOCOLS[exp.benchmark]
     trained = [t for t in exp.target_tasks if proto[t].stage == "target"]
     retrieval = [t for t in exp.target_tasks if proto[t].stage == "retrieval"]
@@ -121,8 +139,8 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
     users: set[tuple[str, str]] = set()  # (stage key, arm): a list membership test here made plan quadratic
 
     def add(config: StageConfig, arm: Arm) -> str:
-        if fingerprinter is not None:
-            config = config.model_copy(update={"data_fingerprint": _fingerprint(fingerprinter, exp, config)})
+        if fingerprinter is not None and revisions is not None:
+            config = config.model_copy(update=_fingerprint(fingerprinter, revisions, exp, config))
         config = config.with_key()
         plan.stages.setdefault(config.key, config)
         if (config.key, arm.name) not in users:
@@ -219,9 +237,20 @@ def build(exp: Experiment, *, fingerprint: bool = True) -> Plan:
     return plan
 
 
-def _fingerprint(fp: Fingerprinter, exp: Experiment, stage: StageConfig) -> dict[str, str]:
+def _fingerprint(fp: Fingerprinter, revs: Revisions, exp: Experiment, stage: StageConfig) -> dict[str, Any]:
     """What ``stage`` reads, by content (see xtrc.fingerprint): its tasks' data in the languages
-    it reads them, translations, dictionaries and the model."""
+    it reads them, translations, dictionaries and the model; and the hub commits it reads."""
+    pinned: dict[str, str] = {}
+
+    def hub_data(sources: list[tuple[tasks.HFSource, str | None]]) -> str:
+        parts = set()
+        for source, config in sources:
+            sha = revs.dataset(source.dataset, source.revision)
+            if sha is not None:
+                pinned[pin_name("dataset", source.dataset, source.revision)] = sha
+            parts.add(fingerprint.hub("dataset", source.dataset, config, source.revision, sha))
+        return " ".join(sorted(parts))
+
     reads: dict[str, set[str]] = {}
     for task in stage.train_tasks:
         reads.setdefault(task, set()).add("en")
@@ -240,7 +269,9 @@ def _fingerprint(fp: Fingerprinter, exp: Experiment, stage: StageConfig) -> dict
                 reads.setdefault(ev.task, set()).update(tt.languages)
                 translations = tasks.TASKS[ev.task].translations
                 if exp.data.root is None and exp.data.tasks.get(ev.task) is None and translations and translations.source:
-                    out[f"translate_train.{ev.task}"] = fingerprint.hub("dataset", translations.source.dataset)
+                    source = translations.source
+                    out[f"translate_train.{ev.task}"] = hub_data(
+                        [(source, source.config_for(lang)) for lang in tt.languages])
     for task, languages in sorted(reads.items()):
         source = exp.data.tasks.get(task)
         if source is not None:
@@ -248,18 +279,23 @@ def _fingerprint(fp: Fingerprinter, exp: Experiment, stage: StageConfig) -> dict
         elif exp.data.root is not None:
             out[f"data.{task}"] = fp.under(exp.data.root, [f"{task}/{lang}" for lang in sorted(languages)], "data.root")
         else:
-            hub_source = tasks.TASKS[task].source
-            configs = sorted({hub_source.config_for(lang) or "" for lang in languages}) if hub_source else []
-            out[f"data.{task}"] = (" ".join(fingerprint.hub("dataset", hub_source.dataset, c or None) for c in configs)
-                                   if hub_source else "no source")
+            info = tasks.TASKS[task]
+            sources = [(s, s.config_for(lang)) for lang in sorted(languages) if (s := info.source_for(lang))]
+            out[f"data.{task}"] = hub_data(sources) if sources else "no source"
     if aug is not None and aug.code_switch is not None:
         cs = aug.code_switch
         out["dictionaries"] = fp.under(cs.dictionaries, [f"en-{lang}.txt" for lang in cs.languages]
                                        if not cs.dictionaries.endswith(".txt") else [""], "code_switch.dictionaries")
+    model_sha = None
     if stage.init_from is None and stage.model != BUILTIN_TINY:
-        out["model"] = (fp.under(stage.model, [""], "model") if "://" in stage.model
-                        else fingerprint.hub("model", stage.model))
-    return dict(sorted(out.items()))  # as StageConfig sorts it when it is read back (model_copy does not)
+        if "://" in stage.model:
+            out["model"] = fp.under(stage.model, [""], "model")
+        else:
+            model_sha = revs.model(stage.model)
+            out["model"] = fingerprint.hub("model", stage.model, None, exp.model_revision, model_sha)
+    # sorted as StageConfig sorts them when read back (model_copy does not)
+    return {"data_fingerprint": dict(sorted(out.items())), "hub_revisions": dict(sorted(pinned.items())),
+            "model_revision": model_sha}
 
 
 def tokenizer_corpus(exp: Experiment) -> tuple[tuple[str, str, str], ...]:
@@ -402,3 +438,23 @@ def estimate_gpu_hours(stage: StageConfig, exp: Experiment) -> float:
         return 0.0
     compute_hours = flops / (est.gpu_tflops * 1e12 * est.mfu) / 3600
     return compute_hours + gpus * est.stage_overhead_minutes / 60
+
+
+def build_pinned(exp: Experiment, *, refresh: bool = False, use_store: bool = True) -> Plan:
+    """The plan of ``exp`` with its hub revisions pinned in the store (xtrc.revisions): the
+    lock's shas where it has them, the rest resolved now and added to it. ``refresh`` resolves
+    every one again; ``use_store=False`` neither reads nor writes the lock."""
+    from xtrc.revisions import read_lock, write_lock
+    from xtrc.store import Store
+
+    store = Store(exp.storage.uri, dict(exp.storage.options)) if use_store else None
+    revisions = Revisions.from_env(pins=dict(exp.data.revisions), model_revision=exp.model_revision,
+                                   refresh=refresh,
+                                   lock_reader=(lambda: read_lock(store, exp.metadata.name)) if store else None)
+    plan = build(exp, revisions=revisions)
+    if store is not None and revisions.fresh:
+        try:
+            write_lock(store, exp.metadata.name, revisions)
+        except Exception as exc:  # any store failure: the plan stands, its revisions are not pinned
+            revisions.lock_problem = f"cannot write the revisions lock ({type(exc).__name__}: {exc})"
+    return plan

@@ -97,6 +97,13 @@ def _matching(pattern: str, max_length: int, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+HubRevision = Annotated[str, _matching(r"[A-Za-z0-9][A-Za-z0-9._/-]*", 200,
+                                       "a hub revision: a branch, tag, refs/pr/N or a 40-hex commit sha")]
+"""Resolved to a commit sha at plan time and pinned in the store (xtrc.revisions); a sha is used as is."""
+HubDatasetRef = Annotated[str, _matching(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[A-Za-z0-9][A-Za-z0-9._/-]*)?",
+                                         300, "a hub dataset id, optionally @revision as the task registry names it")]
+
+
 _DNS_WORDS = "a DNS-1123 name: lowercase letters, digits and '-', starting and ending with a letter or digit"
 DnsLabel = Annotated[str, _matching(_DNS_LABEL, 63, _DNS_WORDS)]
 DnsSubdomain = Annotated[str, _matching(_DNS_SUBDOMAIN, 253, _DNS_WORDS + " ('.' allowed)")]
@@ -409,6 +416,10 @@ class Data(_Model):
     )
     tasks: dict[TaskName, DataSource] = Field(default_factory=dict)
     """Per-task data paths, over data.root."""
+    revisions: dict[HubDatasetRef, HubRevision] = Field(
+        default_factory=dict, description="Hub datasets read from the hub: the revision to read instead of the "
+        "registry's (a dataset id, or id@revision for one of several revisions of it) → a branch, tag or commit "
+        "sha. A sha is used as is; anything else is resolved at plan time and pinned in the store.")
     check: bool = Field(
         True, description="Validate every split the stages read (xtrc-runtime check-data) before submitting any "
         "stage; stages whose data fail are not run. Each stage also validates its data before training.",
@@ -530,6 +541,9 @@ class Experiment(_Model):
         "FacebookAI/xlm-roberta-large",
         description="Hugging Face id, fsspec URI of a model directory, or builtin:tiny-xlmr.",
     )
+    model_revision: HubRevision = Field(
+        "main", description="Revision of a hub model: a branch, tag or 40-hex commit sha. A sha is used as is; "
+        "anything else is resolved at plan time and pinned in the store (see --refresh-revisions).")
     image: Annotated[str, AfterValidator(_image_ref)] = "ghcr.io/xtrc-dev/xtrc-runtime:0.1.0"
     """Container image every stage (and the in-cluster orchestrator) runs."""
     storage: Storage
@@ -657,6 +671,21 @@ def cross_check(exp: Experiment) -> list[tuple[Loc, str]]:
             if lang not in known:
                 problems.append((("languages", task, j), f"'{task}' has no language '{lang}' in {exp.benchmark}; "
                                                           f"its languages: {' '.join(known)}"))
+
+    if exp.model_revision != "main" and (exp.model in BUILTIN_MODELS or "://" in exp.model):
+        problems.append((("model_revision",), f"'{exp.model}' is not a hub model, so it has no revision; "
+                                              "remove model_revision"))
+    known_datasets = tasks.hub_datasets()
+    for ref in exp.data.revisions:
+        repo = ref.split("@", 1)[0]
+        if repo not in known_datasets:
+            close = difflib.get_close_matches(repo, sorted(known_datasets), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else "; it must be a dataset of the task registry"
+            problems.append((("data", "revisions", ref), f"no task reads the hub dataset '{repo}'{hint}"))
+        elif "@" in ref and ref.split("@", 1)[1] not in known_datasets[repo]:
+            problems.append((("data", "revisions", ref), f"the registry reads '{repo}' at "
+                             f"{', '.join(sorted(known_datasets[repo]))}, not {ref.split('@', 1)[1]}; "
+                             f"write '{repo}' or '{repo}@<one of those>'"))
 
     # Tasks without a public source need a data path.
     used: dict[str, Loc] = {}

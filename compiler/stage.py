@@ -88,15 +88,22 @@ class StageConfig(_Frozen):
         "a pretrained one. Empty: the stage's own tasks.")
     data_fingerprint: dict[str, str] = Field(
         default_factory=dict, description="What the stage reads, by content: per task its files (size and "
-        "ETag/mtime, or a content hash), dictionaries, the model directory, or hub ids as configured "
-        "(xtrc.fingerprint).")
+        "ETag/mtime, or a content hash), dictionaries, the model directory, or hub ids with the commit sha "
+        "their revision was resolved to at plan time (xtrc.fingerprint, xtrc.revisions).")
+    hub_revisions: dict[str, str] = Field(
+        default_factory=dict, description="The commit the runtime reads of each hub dataset: the registry's "
+        "dataset@revision (xtrc.revisions.pin_name) → its resolved sha. Not in the key: data_fingerprint "
+        "holds the same shas, so a sha pinned in the spec and the same sha resolved from a branch give one key.")
+    model_revision: str | None = Field(
+        None, description="The commit sha of a hub base model the stage loads (None: not a hub model, or the "
+        "stage starts from an upstream stage). Not in the key (data_fingerprint holds it).")
     seed: int | None = Field(None, description="None for stages whose output does not depend on a seed.")
     salt: str = ""
     runtime_major: int = RUNTIME_MAJOR
     store: str = Field("", description="Store root; not part of the key (the same stage may live anywhere).")
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("data", "storage_options", "data_fingerprint")
+    @field_validator("data", "storage_options", "data_fingerprint", "hub_revisions")
     @classmethod
     def _sorted(cls, value: dict[str, Any]) -> dict[str, Any]:
         return dict(sorted(value.items()))
@@ -119,7 +126,8 @@ class StageConfig(_Frozen):
 
 
 _KEY_EXCLUDE: dict[str, Any] = {
-    "key": True, "store": True, "storage_options": True, "hparams": {name: True for name in NOT_IN_KEY},
+    "key": True, "store": True, "storage_options": True, "hub_revisions": True, "model_revision": True,
+    "hparams": {name: True for name in NOT_IN_KEY},
 }
 
 

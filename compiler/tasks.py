@@ -1020,3 +1020,21 @@ def suggest(name: str) -> str | None:
 
 def get(name: str) -> TaskInfo:
     return TASKS[resolve(name)]
+
+
+def hub_sources() -> list[HFSource]:
+    """Every hub source of the registry: tasks' own, per-language ones and translations."""
+    out: list[HFSource] = []
+    for info in TASKS.values():
+        out += [s for s in (info.source, *info.sources_by_language.values()) if s is not None]
+        if info.translations is not None and info.translations.source is not None:
+            out.append(info.translations.source)
+    return out
+
+
+def hub_datasets() -> dict[str, set[str]]:
+    """Hub dataset id → the revisions the registry reads it at (``main`` when it pins none)."""
+    out: dict[str, set[str]] = {}
+    for source in hub_sources():
+        out.setdefault(source.dataset, set()).add(source.revision or "main")
+    return out

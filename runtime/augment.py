@@ -615,7 +615,7 @@ def _rows_from_root_or_hub(target_task: str, lang: str, info: tasks.TaskInfo,
     if lang not in translations.languages:
         raise DataError(f"{target_task} has translations only for {', '.join(translations.languages)}, not {lang!r}; "
                         f"give translate_train.paths.{target_task}")
-    source = translations.source
+    source = where.hub_source(translations.source)
     split = source.splits.get("train", "train")
     try:
         rows = read_hub_source(source, lang, split)

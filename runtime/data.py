@@ -10,11 +10,13 @@ Where rows come from, first match wins:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from xtrc import tasks
+from xtrc.revisions import pin_name
 from xtrc.spec import DataSource
 from xtrc.stage import StageConfig
 
@@ -115,6 +117,8 @@ class DataLocation:
     data_root: str | None = None
     overrides: dict[str, DataSource] = field(default_factory=dict)
     storage_options: dict[str, Any] = field(default_factory=dict)
+    hub_revisions: dict[str, str] = field(default_factory=dict)
+    """The registry's dataset@revision → the commit sha to read (StageConfig.hub_revisions)."""
     tables: dict[tuple[str, str, str], Table] = field(default_factory=dict, repr=False, compare=False)
     """Tables already read (task, language, file stem): a stage reads each file once (preflight
     reads them all before training; training and evaluation reuse them)."""
@@ -126,6 +130,12 @@ class DataLocation:
     def on_hub(self, task: str) -> bool:
         """Whether ``task``'s rows come from the hub (no override, no data root)."""
         return task not in self.overrides and self.data_root is None
+
+    def hub_source(self, source: tasks.HFSource) -> tasks.HFSource:
+        """``source`` at the commit the planner pinned (its own revision when none was pinned:
+        a stage config written by hand, or a command run outside a plan)."""
+        sha = self.hub_revisions.get(pin_name("dataset", source.dataset, source.revision))
+        return dataclasses.replace(source, revision=sha) if sha else source
 
 
 @dataclass
@@ -190,7 +200,7 @@ def read_table(task: str, language: str, split: Split, where: DataLocation, *, n
     elif where.data_root is not None:
         table = _read_path(f"{where.data_root.rstrip('/')}/{task}", language, stem, "auto", where.storage_options)
     else:
-        table = _read_hub(task, language, split)
+        table = _read_hub(task, language, split, where)
     where.tables[(task, language, stem)] = table
     return table
 
@@ -262,11 +272,12 @@ def parse_parquet(data: bytes, path: str) -> list[dict[str, Any]]:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-def _read_hub(task: str, language: str, split: Split) -> Table:
+def _read_hub(task: str, language: str, split: Split, where: DataLocation) -> Table:
     info = tasks.TASKS[task]
     source = info.source_for(language)
     if source is None:
         raise DataError(f"{task!r} has no public source; give data.tasks.{task}.path in the spec")
+    source = where.hub_source(source)
     split_name = source.splits.get(split)
     if split_name is None:
         raise DataError(f"{task!r} ({source.dataset}) has no {split} split")

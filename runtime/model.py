@@ -119,11 +119,14 @@ def save(model: TaskModel, tokenizer: Any, directory: Path) -> None:
     save_file(weights, str(directory / HEADS_WEIGHTS))
 
 
-def load_encoder(directory_or_id: str):  # -> (encoder, tokenizer)
+def load_encoder(directory_or_id: str, revision: str | None = None):  # -> (encoder, tokenizer)
+    """A pretrained encoder and its tokenizer from a directory, or from a hub id at ``revision``
+    (the commit sha the planner pinned; None: the hub's main branch)."""
     from transformers import AutoModel, AutoTokenizer
 
-    encoder = AutoModel.from_pretrained(directory_or_id, attn_implementation="sdpa", add_pooling_layer=False)
-    tokenizer = AutoTokenizer.from_pretrained(directory_or_id)
+    encoder = AutoModel.from_pretrained(directory_or_id, attn_implementation="sdpa", add_pooling_layer=False,
+                                        revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(directory_or_id, revision=revision)
     return encoder, tokenizer
 
 

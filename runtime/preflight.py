@@ -318,11 +318,13 @@ def check_data(configs: Iterable[StageConfig], *, jobs: int = 8, cache_dir: str 
 
     locations: dict[str, DataLocation] = {}
     for config in configs:
-        spot = json.dumps([config.data_root, {k: v.model_dump() for k, v in config.data.items()}], sort_keys=True)
+        spot = json.dumps([config.data_root, {k: v.model_dump() for k, v in config.data.items()},
+                           config.hub_revisions], sort_keys=True)
         where = locations.get(spot)
         if where is None:
             where = locations[spot] = DataLocation(config.data_root, dict(config.data),
-                                                   same_scheme_options(config, config.storage_options))
+                                                   same_scheme_options(config, config.storage_options),
+                                                   dict(config.hub_revisions))
         for need in stage_needs(config):
             add(("hub" if where.on_hub(need.task) else spot, need), where, config.key)  # a hub split: one for all
         aug = config.augmentation
@@ -381,8 +383,8 @@ def _check_cached(need: Need, where: DataLocation, extra: Any, cache: str, hub_d
             return _check_translations(need, where, extra, cache, hub_down)
         if where.on_hub(need.task):
             if hub_down is not None:
-                return _cached_hub(need, cache) or Check(need, unchecked=f"hub not checked: {hub_down}")
-            return _check_hub(need, cache)
+                return _cached_hub(need, where, cache) or Check(need, unchecked=f"hub not checked: {hub_down}")
+            return _check_hub(need, where, cache)
         return _check_file(need, where, cache)
     except Exception as exc:  # a checker bug or an unreachable store must show as a line, not hide the rest
         if is_network_error(exc) or _no_access(exc):
@@ -469,7 +471,7 @@ def _check_translations(need: Need, where: DataLocation, extra: Any, cache: str,
             and need.language in translations.languages:
         if hub_down is not None:
             return Check(need, unchecked=f"hub not checked: {hub_down}")
-        return _check_hub(need, cache, translations.source)
+        return _check_hub(need, where, cache, translations.source)
     one = tt.model_copy(update={"languages": [need.language], "ratio": 1.0})
     try:
         examples, stats = load_translations(need.task, train_task, one, where, seed=0)
@@ -485,15 +487,17 @@ def _hub_key(need: Need, source: tasks.HFSource | None = None) -> str:
     return "hub:" + json.dumps([where, need.to_json()], sort_keys=True)
 
 
-def _cached_hub(need: Need, cache: str) -> Check | None:
+def _cached_hub(need: Need, where: DataLocation, cache: str) -> Check | None:
     """A recent good answer for ``need`` (offline, it still counts: the hub said so within a day)."""
-    return _remember(cache, _hub_key(need), ttl=HUB_CACHE_SECONDS)
+    source = tasks.TASKS[need.task].source_for(need.language)
+    return _remember(cache, _hub_key(need, where.hub_source(source) if source else None), ttl=HUB_CACHE_SECONDS)
 
 
-def _check_hub(need: Need, cache: str, source: tasks.HFSource | None = None) -> Check:
+def _check_hub(need: Need, where_data: DataLocation, cache: str, source: tasks.HFSource | None = None) -> Check:
     source = source or tasks.TASKS[need.task].source_for(need.language)
     if source is None:
         return Check(need, error=f"{need.task!r} has no public source; give data.tasks.{need.task}.path")
+    source = where_data.hub_source(source)  # the commit the plan pinned (a cached answer is per commit)
     split = source.splits.get(need.split)
     if split is None:
         if need.optional:

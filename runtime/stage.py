@@ -116,7 +116,8 @@ class _StageRunner:
         self.tmp = tmp
         self.device = device
         self.hp = config.hparams
-        self.where = DataLocation(config.data_root, dict(config.data), same_scheme_options(config, options))
+        self.where = DataLocation(config.data_root, dict(config.data), same_scheme_options(config, options),
+                                  dict(config.hub_revisions))
         self.autocast = _autocast_dtype(self.hp.precision, device)
         self.tokenizer_info: dict[str, Any] = {}
         prepare_device(device)
@@ -205,7 +206,7 @@ class _StageRunner:
             fs, path = fsspec.core.url_to_fs(c.model, **self.where.storage_options)
             fs.get(path.rstrip("/") + "/", str(self.tmp / "base") + "/", recursive=True)
             return load_encoder(str(self.tmp / "base"))
-        return load_encoder(c.model)
+        return load_encoder(c.model, revision=c.model_revision)
 
     def _tiny_tokenizer(self) -> Any:
         """The tiny model's tokenizer, trained on the text the config names (or the stage's own

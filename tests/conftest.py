@@ -6,9 +6,23 @@ server, real training of the tiny model), `e2e` (whole experiments), `gpu` (need
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
+
+
+def _closed_endpoint() -> str:
+    """A local address nothing listens on: the hub is refused at once, never reached."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+# No test may reach the real Hugging Face hub (results would depend on the network and on what
+# the hub holds today); tests of hub behaviour start their own fake hub and point HF_ENDPOINT at it.
+os.environ.setdefault("HF_ENDPOINT", _closed_endpoint())
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"

@@ -53,7 +53,7 @@ def test_keys_change_with_the_files_a_stage_reads_and_only_those(root: Path, tmp
     before = _plan(_spec(root, tmp_path))
     stage = before.stages[before.cells[("none+none", 1, "xnli")]]
     assert stage.data_fingerprint["data.xnli"].startswith("4 files sha256:")  # en and de, dev and test
-    assert stage.data_fingerprint["model"] == "hub model FacebookAI/xlm-roberta-base@main (not resolved)"
+    assert stage.data_fingerprint["model"] == "hub model FacebookAI/xlm-roberta-base@main (unresolved)"
 
     xnli_de = root / "data" / "xnli" / "de" / "test.jsonl"
     original = xnli_de.read_bytes()
