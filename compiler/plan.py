@@ -440,14 +440,11 @@ def estimate_gpu_hours(stage: StageConfig, exp: Experiment) -> float:
     return compute_hours + gpus * est.stage_overhead_minutes / 60
 
 
-def build_pinned(exp: Experiment, *, refresh: bool = False, use_store: bool = True) -> Plan:
-    """The plan of ``exp`` with its hub revisions pinned in the store (xtrc.revisions): the
+def build_pinned(exp: Experiment, store: Any | None, *, refresh: bool = False) -> Plan:
+    """The plan of ``exp`` with its hub revisions pinned in ``store`` (xtrc.revisions): the
     lock's shas where it has them, the rest resolved now and added to it. ``refresh`` resolves
-    every one again; ``use_store=False`` neither reads nor writes the lock."""
+    every one again; without a store the lock is neither read nor written."""
     from xtrc.revisions import read_lock, write_lock
-    from xtrc.store import Store
-
-    store = Store(exp.storage.uri, dict(exp.storage.options)) if use_store else None
     revisions = Revisions.from_env(pins=dict(exp.data.revisions), model_revision=exp.model_revision,
                                    refresh=refresh,
                                    lock_reader=(lambda: read_lock(store, exp.metadata.name)) if store else None)

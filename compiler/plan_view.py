@@ -46,6 +46,7 @@ def plan_summary(plan: Plan, done: set[str] | None) -> dict[str, Any]:
                 "gpus_per_stage": exp.compute.gpus,
             },
         },
+        "hub_revisions": plan.revisions.summary() if plan.revisions is not None else None,
         "dag": [
             {
                 "key": key,
@@ -108,3 +109,16 @@ def print_plan(plan: Plan, done: set[str] | None) -> None:
         console.print("[yellow]note:[/] no arm has neither intermediate training nor augmentation; "
                       "the report will have no baseline to compare against.")
     console.print(f"Store: {summary['store']}")
+    revisions = plan.revisions
+    if revisions is not None and (revisions.used or revisions.problems()):
+        from xtrc.revisions import LOCK_FILE
+
+        now = f", {len(revisions.resolved_now)} resolved now" if revisions.resolved_now else ""
+        inputs = len(revisions.used) + len(revisions.unresolved) + len(revisions.refused)
+        console.print(f"Hub revisions: {len(revisions.used)} of {inputs} known{now}; pinned in "
+                      f"experiments/{exp.metadata.name}/{LOCK_FILE} (--refresh-revisions resolves again)",
+                      markup=False, highlight=False)
+        for name, sha in sorted(revisions.used.items()):
+            console.print(f"  {name} = {sha}", markup=False, highlight=False)
+        for problem in revisions.problems():
+            console.print(f"  {problem}", markup=False, highlight=False)

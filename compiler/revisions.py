@@ -97,7 +97,7 @@ def resolve(kind: HubKind, repo: str, revision: str, *, token: str | None, timeo
         raise _Refused(f"{what}: the hub answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, socket.timeout) as exc:
         reason = getattr(exc, "reason", exc)
-        raise _Down(f"cannot reach {base or endpoint()} ({type(reason).__name__}: {reason})") from None
+        raise _Down(f"offline: cannot reach {base or endpoint()} ({type(reason).__name__}: {reason})") from None
     try:
         sha = json.loads(body).get("sha")
     except (ValueError, AttributeError):
@@ -128,7 +128,9 @@ class Revisions:
     used: dict[str, str] = field(default_factory=dict)
     """Pin name (as resolved) → sha, for everything this plan reads."""
     fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Entries resolved now, to add to the lock."""
+    """Entries resolved now, not yet written to the lock."""
+    resolved_now: list[str] = field(default_factory=list)
+    """Pin names this plan asked the hub about (and got a sha for)."""
     unresolved: dict[str, str] = field(default_factory=dict)
     """Pin name → why it is not known (offline, the hub failing): keys that use it are provisional."""
     refused: dict[str, str] = field(default_factory=dict)
@@ -189,14 +191,28 @@ class Revisions:
             self.refused[name] = str(exc)
             return None
         self.used[name] = sha
+        self.resolved_now.append(name)
         self.fresh[name] = {"sha": sha, "resolved_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
         return sha
+
+    def summary(self) -> dict[str, Any]:
+        """What `xtrc plan --json` shows (never the token)."""
+        return {"commits": dict(sorted(self.used.items())), "resolved_now": sorted(self.resolved_now),
+                "unresolved": dict(sorted(self.unresolved.items())), "refused": dict(sorted(self.refused.items())),
+                "lock_problem": self.lock_problem}
+
+    def exit_code(self) -> int:
+        """2 when the hub refused an input (fix the spec), 1 when some are unresolved (offline), else 0."""
+        return 2 if self.refused else 1 if self.unresolved or (self.lock_problem and self.resolved_now) else 0
 
     def problems(self) -> list[str]:
         """One line per hub input whose commit is not known (or not pinned), saying why."""
         lines = [f"{name}: {why}" for name, why in sorted(self.refused.items())]
+        by_reason: dict[str, list[str]] = {}
         for name, why in sorted(self.unresolved.items()):
-            lines.append(f"{name}: unresolved ({why})")
+            by_reason.setdefault(why, []).append(name)
+        for why, names in by_reason.items():  # offline, every input says the same
+            lines.append(f"{', '.join(names)}: unresolved ({why})")
         if self.lock_problem and any(not is_sha(name.rsplit("@", 1)[1]) for name in self.used):
             lines.append(f"{self.lock_problem}: the revisions resolved now are not pinned")
         return lines

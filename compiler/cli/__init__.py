@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("plan", plan_command, "Show arms, the stage DAG, what is already done, and the GPU-hours left.")
     _spec_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--no-store", action="store_true", help="do not read the store (every stage shown as not done)")
+    p.add_argument("--no-store", action="store_true", help="do not read the store (every stage shown as not done; "
+                   "hub revisions resolved now, not pinned)")
+    _refresh_arg(p)
     p.add_argument("--check-data", action="store_true",
                    help="also validate every (task, language, split) the stages not done read: one line per gap, "
                    "exit 2 on gaps, 1 when some could not be checked (e.g. the hub is unreachable)")
@@ -62,12 +64,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="only the stages that can start now: not done, their upstream stages done in the store "
                         "(what `xtrc apply` would create first)")
     p.add_argument("--charts", metavar="DIR", help="use the templates in DIR instead of the built-in charts")
+    _refresh_arg(p)
 
     p = command("run", run_command, "Run the whole experiment on this machine (stages as local processes).")
     _spec_args(p)
     p.add_argument("--jobs", type=_at_least(1), metavar="N", help="stages at once (default: compute.max_parallel, "
                    "limited by the GPUs here)")
     _wait_arg(p)
+    _refresh_arg(p)
 
     p = command("report", report_command, "Tables of the results (arms x tasks, Δ vs the baseline) and the research "
                 "question's answer with paired bootstrap intervals.")
@@ -96,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     dry.add_argument("--dry-run", action="store_true", help="print what would be created; contact no cluster")
     dry.add_argument("--server-dry-run", action="store_true", help="send every create with dryRun=All: the "
                      "API server validates and admits, nothing is stored")
+    _refresh_arg(p)
 
     p = command("orchestrate", orchestrate_command, "The orchestration loop on Kubernetes, without a live view (what the "
                 "orchestrator Job of `xtrc apply` runs in-cluster). Exits 0 when every stage is done, 3 when "
@@ -163,6 +168,13 @@ def _loop_args(p: argparse.ArgumentParser, *, image_help: str) -> None:
     p.add_argument("--poll", type=_at_least(0.1, float), default=2.0, metavar="SECONDS", help="seconds between looks at the "
                    "cluster (default 2)")
     _wait_arg(p)
+
+
+def _refresh_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--refresh-revisions", action="store_true", help="resolve every hub revision again (branches "
+                   "such as main, the registry's refs/convert/parquet, model_revision) and re-pin it in "
+                   "experiments/NAME/revisions.json: stages whose hub input moved get new keys. Without it the "
+                   "pinned commits are used, whatever the hub did since")
 
 
 def _wait_arg(p: argparse.ArgumentParser) -> None:

@@ -40,16 +40,26 @@ def load_experiment(args: argparse.Namespace) -> Experiment:
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
-    from xtrc.plan import build
-
-    plan = build(load_experiment(args))
+    plan = pinned_plan(args, load_experiment(args))
     warn_unlisted(plan)
     return plan
+
+
+def pinned_plan(args: argparse.Namespace, exp: Experiment) -> Plan:
+    """The plan, its hub revisions pinned in the store's lock (xtrc.revisions): read there, the
+    missing ones resolved and added; all resolved again with --refresh-revisions. With --no-store
+    the lock is neither read nor written."""
+    from xtrc.plan import build_pinned
+
+    store = None if getattr(args, "no_store", False) else kube_store(exp)
+    return build_pinned(exp, store, refresh=getattr(args, "refresh_revisions", False))
 
 
 def warn_unlisted(plan: Plan) -> None:
     for problem in plan.unlisted:
         print(f"warning: {problem}; stage keys are provisional (done stages may show as not done)", file=sys.stderr)
+    for problem in plan.unresolved:
+        print(f"warning: hub {problem}; the stages reading them have provisional keys and cannot run", file=sys.stderr)
 
 
 def kube_experiment(args: argparse.Namespace) -> Experiment:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xtrc import __version__
-from xtrc.cli.experiment import kube_experiment, kube_store, warn_unlisted
+from xtrc.cli.experiment import kube_experiment, kube_store, pinned_plan, warn_unlisted
 from xtrc.cli.loop import checked_backend, hold_loop_lease, print_summary, save_spec, watched_loop
 from xtrc.errors import XtrcError
 
@@ -22,13 +22,12 @@ def apply_command(args: argparse.Namespace) -> int:
     from xtrc.kube import (
         KubernetesBackend, api_client, apply, apply_manifests, check_store, orchestrator_args, orchestrator_env,
     )
-    from xtrc.plan import build
     from xtrc.render import SPEC_DIR, Renderer, job_name
 
     if args.poll <= 0:
         raise XtrcError("--poll must be more than 0 seconds")
     exp = kube_experiment(args)
-    plan = build(exp)
+    plan = pinned_plan(args, exp)
     if args.dry_run:
         warn_unlisted(plan)
     else:
@@ -111,13 +110,12 @@ def orchestrate_command(args: argparse.Namespace) -> int:
     from xtrc.kube import KubernetesBackend, Transitions, api_client
     from xtrc.live import describe
     from xtrc.orchestrate import orchestrate
-    from xtrc.plan import build
     from xtrc.render import Renderer
 
     if args.poll <= 0:
         raise XtrcError("--poll must be more than 0 seconds")
     exp = kube_experiment(args)
-    plan = build(exp)
+    plan = pinned_plan(args, exp)
     plan.require_fingerprints()
     backend = KubernetesBackend(plan, api_client(args.context), renderer=Renderer(args.charts))
     store = kube_store(exp)
@@ -150,10 +148,9 @@ def orchestrate_command(args: argparse.Namespace) -> int:
 
 def delete_command(args: argparse.Namespace) -> int:
     from xtrc.kube import api_client, delete
-    from xtrc.plan import build
 
     exp = kube_experiment(args)
-    plan = build(exp)
+    plan = pinned_plan(args, exp)
     if args.purge_store and not args.yes and not sys.stdin.isatty():
         raise XtrcError("--purge-store deletes stored results: confirm on a terminal, or pass --yes")
     results = delete(plan, api_client(args.context))

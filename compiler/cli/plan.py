@@ -63,8 +63,13 @@ def plan_command(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
         print_plan(plan, done)
+    revisions_code = plan.revisions.exit_code() if plan.revisions is not None else 0
+    if revisions_code:
+        unknown = len(plan.revisions.unresolved) + len(plan.revisions.refused)
+        print(f"hub revisions: {unknown} not known; run and apply refuse to start their stages "
+              "(see the warnings above)", file=sys.stderr)
     if results is None:
-        return 0
+        return revisions_code
     from xtrc.datacheck import exit_code
 
     for result in results:
@@ -80,7 +85,7 @@ def plan_command(args: argparse.Namespace) -> int:
     counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "gap", "unchecked")}
     print(f"check-data: {counts['ok']} ok, {counts['gap']} gap(s), {counts['unchecked']} not checked",
           file=sys.stderr)
-    return exit_code(results)
+    return max(exit_code(results), revisions_code)
 
 
 def _check_data(plan: Plan, done: set[str]) -> list[Any]:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from xtrc.cli.experiment import build_plan
+from xtrc.cli.experiment import load_experiment, pinned_plan
 from xtrc.cli.loop import checked_backend, hold_loop_lease, patiently, print_summary, save_spec, watched_loop
 
 
@@ -17,8 +17,8 @@ def run_command(args: argparse.Namespace) -> int:
     from xtrc.local import LocalBackend, visible_gpus
     from xtrc.store import Store
 
-    plan = build_plan(args)
-    plan.require_fingerprints()
+    plan = pinned_plan(args, load_experiment(args))
+    plan.require_fingerprints()  # says what is provisional and what to do
     exp = plan.experiment
     console = Console(stderr=True, soft_wrap=True)  # soft wrap: a reason stays on one line in logs
     store = Store(exp.storage.uri, dict(exp.storage.options))

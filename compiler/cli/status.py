@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from xtrc.cli.experiment import is_local, kube_experiment, kube_store
+from xtrc.cli.experiment import is_local, kube_experiment, kube_store, pinned_plan
 from xtrc.errors import XtrcError
 
 if TYPE_CHECKING:
@@ -16,10 +16,9 @@ if TYPE_CHECKING:
 
 def status_command(args: argparse.Namespace) -> int:
     from xtrc.kube import KubernetesBackend, api_client, stage_rows
-    from xtrc.plan import build
 
     exp = kube_experiment(args)
-    plan = build(exp)
+    plan = pinned_plan(args, exp)
     if is_local(args, exp):
         return _local_status(args, plan)
     backend = KubernetesBackend(plan, api_client(args.context), require_remote_store=False)
@@ -96,10 +95,9 @@ def logs_command(args: argparse.Namespace) -> int:
 
     from xtrc.kube import KubernetesBackend, api_client, newest_pod, pod_log, resolve_stage
     from xtrc.live import describe
-    from xtrc.plan import build
 
     exp = kube_experiment(args)
-    plan = build(exp)
+    plan = pinned_plan(args, exp)
     key = resolve_stage(plan, args.stage, args.seed)
     if is_local(args, exp):
         return _local_logs(args, plan, key)
