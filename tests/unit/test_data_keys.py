@@ -153,7 +153,7 @@ def test_one_listing_per_root_and_a_fast_plan(root: Path, tmp_path: Path, monkey
 
 
 def test_unlistable_data_gives_provisional_keys_that_run_refuses(tmp_path: Path) -> None:
-    doc = _spec(tmp_path / "missing", tmp_path / "store")
+    doc = {**_spec(tmp_path / "missing", tmp_path / "store"), "model_revision": "a" * 40}  # the model is known
     plan = _plan(doc)
     assert plan.unlisted and plan.unlisted[0].startswith("data.root: ") and "holds no files" in plan.unlisted[0]
     spec = tmp_path / "keys.yaml"
