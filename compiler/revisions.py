@@ -166,7 +166,7 @@ class Revisions:
             return self.used[name]
         if name in self.unresolved or name in self.refused:
             return None
-        if self.lock_reader is not None:
+        if self.lock_reader is not None and not self.refresh:  # a refresh rewrites the lock, even a damaged one
             reader, self.lock_reader = self.lock_reader, None
             try:
                 self.locked = reader()
@@ -227,15 +227,17 @@ def read_lock(store: Any, experiment: str) -> dict[str, dict[str, Any]]:
     path = lock_path(store, experiment)
     try:
         with store.fs.open(path, "rb") as f:
-            data = json.loads(f.read())
+            text = f.read()
     except FileNotFoundError:
         return {}
+    try:
+        data = json.loads(text)
     except ValueError as exc:
-        raise XtrcError(f"{store.uri}/{path}: not valid JSON ({exc}); delete it and re-plan with "
-                        "--refresh-revisions") from None
+        raise XtrcError(f"{path}: not valid JSON ({exc}); re-plan with --refresh-revisions to resolve "
+                        "every revision again and rewrite it") from None
     entries = data.get("revisions") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
-        raise XtrcError(f"{path}: has no 'revisions' object; delete it and re-plan with --refresh-revisions")
+        raise XtrcError(f"{path}: has no 'revisions' object; re-plan with --refresh-revisions to rewrite it")
     return {k: v for k, v in entries.items() if isinstance(v, dict) and is_sha(v.get("sha"))}
 
 

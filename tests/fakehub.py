@@ -46,6 +46,8 @@ class FakeHub:
     token: str = "hf_test_token_0123456789"
     repos: dict[tuple[str, str], Repo] = field(default_factory=dict)
     """(kind: "models" | "datasets", repo id) → its refs."""
+    any_repo: bool = False
+    """Answer for every repository, as if it existed with only a main branch (for plans of whole specs)."""
     files: dict[str, Path] = field(default_factory=dict)
     """Commit sha → the directory of a model's files at that commit."""
     requests: list[tuple[str, str | None]] = field(default_factory=list)
@@ -93,6 +95,10 @@ class FakeHub:
         at = len(parts) - 1 - parts[::-1].index("revision")
         repo_id, quoted = "/".join(parts[3:at]), "/".join(parts[at + 1:])
         repo = self.repos.get((kind, repo_id))
+        if repo is None and self.any_repo:
+            with self.lock:
+                self.add(kind, repo_id, *{"main", unquote(quoted)})
+                repo = self.repos[(kind, repo_id)]
         if repo is None:
             return 404, {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, \
                 {"error": "Repository not found"}

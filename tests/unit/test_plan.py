@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jsonschema
 import pytest
@@ -18,6 +18,19 @@ from xtrc.loader import load, load_text
 from xtrc.plan import Plan, build
 from xtrc.spec import Experiment
 from xtrc.stage import RUNTIME_MAJOR, StageConfig, compute_key
+
+from tests.fakehub import FakeHub, Served
+
+
+@pytest.fixture(autouse=True)
+def _reachable_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The shipped specs read hub data: their plan resolves its revisions (offline it exits 1),
+    here against a local fake hub that knows every repository."""
+    served = Served(FakeHub(any_repo=True))
+    monkeypatch.setenv("HF_ENDPOINT", served.endpoint)
+    yield
+    served.close()
+
 
 SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 SPEC_NAMES = ("smoke", "combined", "phang2020")

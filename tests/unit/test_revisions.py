@@ -271,3 +271,15 @@ def test_the_xtrc_script_pins_refuses_offline_and_never_shows_the_token(
         assert "cannot run: the commit of these hub inputs is not known" in refused.stderr
         assert "pin a commit sha in the spec" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "store2" / "stages").exists()  # nothing started
+
+
+def test_a_damaged_lock_is_a_clear_error(hub: tuple[FakeHub, Served], tmp_path: Path) -> None:
+    from xtrc.errors import XtrcError
+
+    _plan(_doc(tmp_path / "store"))
+    lock = tmp_path / "store" / "experiments" / "hubexp" / LOCK_FILE
+    lock.write_text("{not json")
+    with pytest.raises(XtrcError, match="revisions.json: not valid JSON.*--refresh-revisions"):
+        _plan(_doc(tmp_path / "store"))
+    assert _plan(_doc(tmp_path / "store"), refresh=True).unresolved == []  # as the message says
+    assert len(_lock(tmp_path / "store")) == 3
