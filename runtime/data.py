@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from xtrc import tasks
 from xtrc.revisions import pin_name
@@ -39,16 +39,21 @@ _NETWORK_ERRORS = ("ConnectError", "ConnectionError", "ConnectTimeout", "Timeout
                    "MaxRetryError", "RemoteDisconnected", "ProtocolError")
 
 
-def is_network_error(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) is a network failure rather than an answer about the data."""
+def caused_by(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
+    """Whether ``test`` holds for ``exc`` or an exception that caused it (the first ten of the chain)."""
     seen: BaseException | None = exc
     for _ in range(10):
         if seen is None:
             return False
-        if any(name in type(seen).__name__ for name in _NETWORK_ERRORS):
+        if test(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a network failure rather than an answer about the data."""
+    return caused_by(exc, lambda seen: any(name in type(seen).__name__ for name in _NETWORK_ERRORS))
 
 
 def is_rust_panic(exc: BaseException) -> bool:

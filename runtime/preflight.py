@@ -23,7 +23,9 @@ from xtrc import tasks
 from xtrc.datacheck import Need, stage_needs, translation_targets
 from xtrc.stage import StageConfig
 
-from xtrc_runtime.data import COPA_QUESTIONS, DataError, DataLocation, Table, is_network_error, read_table
+from xtrc_runtime.data import (
+    COPA_QUESTIONS, DataError, DataLocation, Table, caused_by, is_network_error, read_table,
+)
 
 log = logging.getLogger("xtrc_runtime")
 
@@ -436,14 +438,8 @@ def _check_file(need: Need, where: DataLocation, cache: str) -> Check:
 def _offline(exc: BaseException) -> bool:
     from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None:
-            return False
-        if isinstance(seen, (LocalEntryNotFoundError, OfflineModeIsEnabled)) or is_network_error(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    offline = (LocalEntryNotFoundError, OfflineModeIsEnabled)
+    return caused_by(exc, lambda seen: isinstance(seen, offline)) or is_network_error(exc)
 
 
 def _check_dictionaries(need: Need, where: DataLocation, cs: Any) -> Check:
