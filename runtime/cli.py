@@ -40,14 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("configs", help="JSON array of stage configs, a file holding it, or - for stdin")
     p.add_argument("--jobs", type=int, default=8, help="checks run in parallel (default 8)")
 
-    from xtrc_runtime import augment, fixtures
+    from xtrc_runtime import augment_cli, fixtures
 
     fixtures_parser = sub.add_parser("fixtures", help="write deterministic synthetic data for every task",
                                      description=fixtures.DESCRIPTION)
     fixtures.add_arguments(fixtures_parser)
     p = sub.add_parser("augment", help="write augmented training examples to a file, to look at them",
-                       description=augment.AUGMENT_DESCRIPTION)
-    augment.add_arguments(p)
+                       description=augment_cli.AUGMENT_DESCRIPTION)
+    augment_cli.add_arguments(p)
 
     p = sub.add_parser("warm-server")  # the local backend's pre-imported parent (not listed: no help)
     p.add_argument("--socket", required=True, help="Unix socket to serve stage requests on")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fixtures":
         return fixtures.run(args, fixtures_parser)
     if args.command == "augment":
-        return augment.run_augment(args)
+        return augment_cli.run_augment(args)
     if args.command == "score":
         return _score(args)
     if args.command == "check-data":

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from xtrc.spec import CodeSwitch, TranslateTrain
 from xtrc_runtime import fixtures
-from xtrc_runtime.augment import CodeSwitcher, inside_tag, load_dictionaries, load_translations, main_augment
+from xtrc_runtime.augment import CodeSwitcher, inside_tag, load_dictionaries, load_translations
+from xtrc_runtime.augment_cli import main_augment
 from xtrc_runtime.data import (
     ChoiceExample,
     DataError,
