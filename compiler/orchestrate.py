@@ -5,7 +5,8 @@ what is running or has failed. So the loop can be killed and restarted anywhere 
 running a stage twice or losing one. Each pass: read both, mark the dependants of failed
 stages blocked, submit ready stages (all upstream done) up to the concurrency limit, stop
 when nothing more can happen. Cells that finished since the last pass go into the
-experiment's results index (:mod:`xtrc.results_index`), so a report need not read them one by one.
+experiment's results index (:mod:`xtrc.results_index`), checked against their prediction records,
+so a report need not read them one by one.
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
     :class:`~xtrc.lease.LeaseLost` only if another loop took its ``lease``."""
     index = ResultsIndex(store, plan.experiment.metadata.name)
     cells = set(plan.cells.values())
+    checked: dict[str, str] = {}
+    """Done cell → the marker under which this loop checked it against its prediction records."""
     saved = time.monotonic()
     store_faults, api_faults = Faults("store", poll_seconds), Faults("backend", poll_seconds)
     views: dict[str, StageView] = {key: StageView(key, "waiting", "not looked at yet") for key in plan.stages}
@@ -180,8 +183,9 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
                 return snapshot
             _sleep(faults.backoff, should_stop)
             continue
+        done_cells = {key: marker for key, marker in markers.items() if key in cells}
         try:
-            index.metrics({key: marker for key, marker in markers.items() if key in cells}, save=False)
+            index.metrics(done_cells, save=False)
         except Exception as exc:  # the index is a cache: a store hiccup here must not stop the run
             index.problems.append(f"results index not updated ({type(exc).__name__}: {exc}); reports read "
                                   "those stages one by one")
@@ -205,6 +209,8 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
                 view.state, view.started = "running", time.time()
                 submitted.append(key)
                 running += 1
+        if not stopping:
+            checked.update(_check_new_cells(plan, store, index, done_cells, checked))
         snapshot = Snapshot(views, submitted, fault=fault)
         if on_pass is not None:
             on_pass(snapshot)
@@ -219,6 +225,25 @@ def orchestrate(plan: Plan, store: Store, backend: Backend, *, max_parallel: int
             snapshot.warnings = list(dict.fromkeys(index.problems))
             return snapshot
         _sleep(api_faults.backoff if fault else poll_seconds, should_stop)
+
+
+def _check_new_cells(plan: Plan, store: Store, index: ResultsIndex, done_cells: dict[str, str],
+                     checked: dict[str, str]) -> dict[str, str]:
+    """Check the cells done since the last pass against their prediction records and keep the
+    findings in the index (:func:`xtrc.report.collect.verify_cells`), so a report after the run finds every
+    cell checked; the cells looked at (each once per marker, even where the index kept nothing)."""
+    new = {key: marker for key, marker in done_cells.items() if checked.get(key) != marker}
+    if not new:
+        return {}
+    from xtrc.report.collect import verify_cells  # numpy and the task registry: only once a cell is done
+
+    try:
+        verify_cells(plan, store, index, new)
+    except Exception as exc:  # a cache: a store hiccup here must not stop the run (the next pass tries again)
+        index.problems.append(f"cells not checked against their prediction records ({type(exc).__name__}: "
+                              f"{exc}); the report checks them")
+        return {}
+    return new
 
 
 def patiently(op: Callable[[], T], what: str, say: Callable[[str], None], *,

@@ -4,7 +4,8 @@ a report over thousands of stages reads a few objects instead of one per stage.
 ::
 
     experiments/<name>/results/<x>.json
-        {"version": 1, "stages": {"<key>": {"key": "<key>", "marker": "<_SUCCESS identity>", "metrics": {...}}}}
+        {"version": 1, "stages": {"<key>": {"key": "<key>", "marker": "<_SUCCESS identity>", "metrics": {...},
+                                            "verified": {"<task>": {...}}, "stamp": "<sha256>"}}}
 
 Shard ``x`` is the first hex digit of the stage key: 16 shards at most, so a report reads at
 most 16 objects, and a save rewrites only the shards that gained entries.
@@ -16,19 +17,32 @@ a stage re-run after its ``_SUCCESS`` was deleted commits a new marker, and its 
 afresh. Writers are the orchestration loop (as stages finish; saved at most every
 :data:`xtrc.orchestrate.INDEX_SAVE_SECONDS` and when it ends) and ``xtrc report`` (what it had to
 read stage by stage); two writers racing lose an entry at worst, which the next reader re-reads.
+
+An entry may also carry what a check of the cell against its prediction records found
+(``verified``: per task, the headline metric recomputed per language and how the predictions are
+degenerate; :mod:`xtrc.report.verify`) and a ``stamp``: a SHA-256 over the check's version, the
+key, the marker, the entry's results for those tasks and ``verified``. A cell is checked from its
+records once per commit of its stage; later reports reuse ``verified`` only while the stamp
+matches, so an entry whose value was changed (or that moved to another key or marker) keeps its
+stamp in vain and is checked from the records again. The stamp is a checksum, not a signature:
+anyone who can write the store can forge one, as they could write ``metrics.json`` itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from xtrc.store import METRICS_JSON, Store, write_atomic
 
 VERSION = 1
 SHARD_DIGITS = 1
+CHECKS_VERSION = 1
+"""Of the checks behind ``verified`` (:mod:`xtrc.report.verify`): a change to what they compute
+or how they judge bumps it, and every cell is checked from its records again once."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,32 @@ class ResultsIndex:
             if save:
                 self.save()
         return found
+
+    def verification(self, key: str, marker: str, metrics: Any, tasks: Iterable[str]) -> dict[str, Any] | None:
+        """What the check of ``tasks`` found when it last read the stage's prediction records, or
+        None (never checked under this marker, another task set, or a stamp that does not match
+        ``metrics``: check again)."""
+        entry = (self._entries or {}).get(key)
+        if entry is None or entry.get("key") != key or entry.get("marker") != marker:
+            return None
+        verified = entry.get("verified")
+        if not isinstance(verified, dict) or not set(tasks) <= set(verified):
+            return None
+        if entry.get("stamp") != stamp(key, marker, metrics, verified):
+            return None
+        return verified
+
+    def set_verification(self, key: str, marker: str, metrics: Any, verified: dict[str, Any]) -> None:
+        """Keep what a check from the records found for a stage the index holds under ``marker``
+        (saved with the next :meth:`save`); nothing for a stage it does not hold."""
+        entry = (self._entries or {}).get(key)
+        if entry is None or entry.get("key") != key or entry.get("marker") != marker:
+            return
+        signed = stamp(key, marker, metrics, verified)
+        if entry.get("stamp") == signed and entry.get("verified") == verified:
+            return
+        entry["verified"], entry["stamp"] = verified, signed
+        self._unsaved.add(key[:SHARD_DIGITS])
 
     def _read_stage(self, key: str) -> StageMetrics:
         try:
@@ -147,3 +187,13 @@ class ResultsIndex:
                 except Exception as exc:  # a cache write never fails the caller
                     self.problems.append(f"results index shard {shard}.json not updated "
                                          f"({type(exc).__name__}: {exc}); reports read those stages one by one")
+
+
+def stamp(key: str, marker: str, metrics: Any, verified: dict[str, Any]) -> str:
+    """The checksum binding a check's findings to what was checked: the checks' version, the stage
+    key, its marker, its results for the checked tasks and the findings themselves."""
+    tasks = metrics.get("tasks") if isinstance(metrics, dict) else None
+    checked = {task: (tasks or {}).get(task) for task in sorted(verified)} if isinstance(tasks, dict) else None
+    text = json.dumps([CHECKS_VERSION, key, marker, metrics.get("key") if isinstance(metrics, dict) else None,
+                       checked, verified], sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()

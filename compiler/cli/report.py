@@ -34,7 +34,8 @@ def report_command(args: argparse.Namespace) -> int:
         status: dict[str, str] = {}
         if state_dir_for(store.uri).is_dir():  # stages run here: their state files say running/failed
             status = local_status(plan, store, set(markers))
-        results = collect(plan, store, status=status, workers=args.workers, markers=markers)
+        results = collect(plan, store, status=status, workers=args.workers, markers=markers,
+                          predictions=args.bootstrap > 0)
     except OSError as exc:
         raise XtrcError(f"cannot read store {store.uri}: {type(exc).__name__}: {exc}") from None
     report = build_report(results, tasks=args.task, by=args.by, bootstrap=args.bootstrap, seed=args.seed)

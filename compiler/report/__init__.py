@@ -3,7 +3,9 @@
 Three steps, each usable on its own:
 
 * :func:`collect` (:mod:`.collect`) reads each cell's ``metrics.json`` and per-example prediction
-  records from the store.
+  records from the store, and checks each cell's headline against its records (:mod:`.verify`;
+  what a check found is kept in the results index, so records are read for it once per commit of
+  a stage: :func:`verify_cells` is how the orchestration loop checks cells as they finish).
 * :func:`build_report` (:mod:`.tables`, :mod:`.contrasts`) turns them into tables and into the
   research question's answer, with paired bootstrap intervals (:mod:`.stats`).
 * :func:`render` (:mod:`.render`) writes a report as rich tables, CSV, JSON, Markdown or LaTeX;
@@ -22,7 +24,7 @@ Never imports torch, transformers or datasets; matplotlib only inside :func:`plo
 """
 
 from xtrc.report.collect import (BLOCKED, DONE, FAILED, INVALID, MISSING, RUNNING, Records, Results, StageResult,
-                                 collect, local_status, parse_records)
+                                 collect, local_status, parse_records, verify_cells)
 from xtrc.report.contrasts import design_quads
 from xtrc.report.plot import plot
 from xtrc.report.render import FORMATS, print_tables, render
@@ -33,4 +35,5 @@ __all__ = [
     "AVERAGE", "BLOCKED", "CONFIDENCE", "CONTRASTS", "DONE", "FAILED", "FORMATS", "INVALID", "MISSING", "RUNNING",
     "Comparison", "Records", "Report", "Results", "StageResult", "Table", "Value", "build_report", "check_tasks",
     "collect", "design_quads", "latex_escape", "local_status", "parse_records", "plot", "print_tables", "render",
+    "verify_cells",
 ]

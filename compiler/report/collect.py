@@ -132,7 +132,7 @@ def collect(plan: Plan, store: Store, *, status: dict[str, str] | None = None, w
     if markers is None:
         markers = store.done_markers()
     index = ResultsIndex(store, plan.experiment.metadata.name, fs=fs, workers=workers)
-    fetched = index.metrics({key: markers[key] for key in wanted if key in markers}, cached=cached)
+    fetched = index.metrics({key: markers[key] for key in wanted if key in markers}, cached=cached, save=False)
 
     stages: dict[str, StageResult] = {}
     for key, tasks in wanted.items():
@@ -144,8 +144,57 @@ def collect(plan: Plan, store: Store, *, status: dict[str, str] | None = None, w
         else:
             problems = _check_metrics(key, got.metrics, tasks)
             stages[key] = StageResult(key, INVALID if problems else DONE, got.metrics, problems=problems)
+    done = [stage for stage in stages.values() if stage.state == DONE]
+    checked = {stage.key: index.verification(stage.key, markers[stage.key], stage.metrics, wanted[stage.key])
+               for stage in done}
+    # Records are read for the bootstrap (every done cell), else only where no check is kept.
+    fresh = [stage for stage in done if predictions or checked[stage.key] is None]
+    _verify(store, fs, index, markers, fresh, wanted, workers)
+    from xtrc.report.verify import judge  # here, not at the top: verify builds on this module's types
 
-    def read_records(key: str, task: str, language: str) -> tuple[str, str, str, Records | None, str | None]:
+    fresh_keys = {stage.key for stage in fresh}
+    for stage in (s for s in done if s.key not in fresh_keys):  # judged by what was kept
+        judge(stage, wanted[stage.key], checked[stage.key] or {})
+    index.save()
+    warnings = [problem for stage in stages.values() for problem in stage.problems] + index.problems
+    return Results(plan, stages, predictions_read=predictions, warnings=warnings)
+
+
+def verify_cells(plan: Plan, store: Store, index: ResultsIndex, markers: dict[str, str], *,
+                 workers: int = 16) -> list[str]:
+    """Check every done cell stage in ``markers`` (key → its _SUCCESS identity) that ``index``
+    holds without a kept check against its prediction records, and keep what the check found (saved
+    with the index's next save): the orchestration loop calls this as cells finish, so a report
+    after a run reads no prediction record unless it bootstraps. The keys checked."""
+    wanted: dict[str, set[str]] = {}
+    for (_arm, _seed, task), key in plan.cells.items():
+        if key in markers:
+            wanted.setdefault(key, set()).add(task)
+    fetched = index.metrics({key: markers[key] for key in wanted}, save=False)
+    stages = []
+    for key, tasks in wanted.items():
+        got = fetched.get(key)
+        if got is None or got.problem or _check_metrics(key, got.metrics, tasks):
+            continue  # nothing a report would show as a number
+        if index.verification(key, markers[key], got.metrics, tasks) is None:
+            stages.append(StageResult(key, DONE, got.metrics))
+    _verify(store, index.fs, index, markers, stages, wanted, workers)
+    return [stage.key for stage in stages]
+
+
+def _verify(store: Store, fs: Any, index: ResultsIndex, markers: dict[str, str], stages: list[StageResult],
+            wanted: dict[str, set[str]], workers: int) -> None:
+    """Read the prediction records of ``stages`` (done, metrics checked) in parallel, check each
+    against them, and keep the findings in ``index`` where every record file was there."""
+    if not stages:
+        return
+    from xtrc.report.verify import verify  # here, not at the top: verify builds on this module's types
+
+    by_key = {stage.key: stage for stage in stages}
+    reads = [(stage.key, task, language) for stage in stages for task in sorted(wanted[stage.key])
+             for language in _languages(stage.metrics, task)]
+
+    def read(key: str, task: str, language: str) -> tuple[str, str, str, Records | None, str | None]:
         path = store.layout.stage(key, PREDICTIONS_DIR, task, f"{language}.jsonl")
         try:
             raw = fs.cat_file(path)
@@ -156,22 +205,21 @@ def collect(plan: Plan, store: Store, *, status: dict[str, str] | None = None, w
         except (ValueError, KeyError, TypeError) as exc:
             return key, task, language, None, f"stage {key}: {PREDICTIONS_DIR}/{task}/{language}.jsonl: {exc}"
 
-    if predictions:
-        reads = [(stage.key, task, language) for stage in stages.values() if stage.state == DONE
-                 for task in sorted(wanted[stage.key]) for language in stage.metrics["tasks"][task]["languages"]]
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xtrc-report") as pool:
-            for key, task, language, records, problem in pool.map(lambda r: read_records(*r), reads):
-                if records is not None:
-                    stages[key].records[(task, language)] = records
-                if problem:
-                    stages[key].problems.append(problem)
-    if predictions:
-        from xtrc.report.verify import verify  # here, not at the top: verify builds on this module's types
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="xtrc-report") as pool:
+        for key, task, language, records, problem in pool.map(lambda r: read(*r), reads):
+            if records is not None:
+                by_key[key].records[(task, language)] = records
+            if problem:
+                by_key[key].problems.append(problem)
+    for stage in stages:
+        found, complete = verify(stage, wanted[stage.key])
+        if complete:
+            index.set_verification(stage.key, markers[stage.key], stage.metrics, found)
 
-        for stage in stages.values():
-            verify(stage, wanted[stage.key])
-    warnings = [problem for stage in stages.values() for problem in stage.problems] + index.problems
-    return Results(plan, stages, predictions_read=predictions, warnings=warnings)
+
+def _languages(metrics: Any, task: str) -> list[str]:
+    languages = metrics["tasks"][task].get("languages")
+    return list(languages) if isinstance(languages, dict) else []
 
 
 def _check_metrics(key: str, metrics: Any, wanted: Iterable[str]) -> list[str]:

@@ -1,11 +1,16 @@
 """What a report checks before it shows a number: each done cell's headline recomputed from its
 prediction records (a ``metrics.json`` or index entry that disagrees makes the cell invalid), and
-predictions that are degenerate (one class for nearly every example, or chance level)."""
+predictions that are degenerate (one class for nearly every example, or chance level).
+
+Two halves: :func:`recompute` reads what the records say (the expensive part: the records must be
+read), :func:`judge` compares that with the results, every time. What :func:`recompute` found is
+kept in the results index under a stamp (:mod:`xtrc.results_index`), so a cell's records are read
+for this once per commit of its stage."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -18,51 +23,92 @@ COLLAPSED_SHARE = 0.95
 _RELATIVE_TOLERANCE = 1e-6
 
 
-def verify(stage: StageResult, tasks: set[str]) -> None:
-    """Check one done stage's ``tasks`` against its records, in place: a disagreement marks the task
-    invalid (:attr:`StageResult.invalid`), a degenerate prediction pattern goes into
+def recompute(stage: StageResult, tasks: Iterable[str]) -> tuple[dict[str, Any], bool]:
+    """What a done stage's prediction records say, per task in ``tasks``: the headline metric
+    recomputed per language (None where the records carry no per-example field for it) and how the
+    predictions are degenerate ('' when they are not); and whether every language's records were
+    there (only then are the findings worth keeping: a missing file is looked for again)."""
+    found: dict[str, Any] = {}
+    complete = True
+    for task in sorted(tasks):
+        entry = stage.metrics["tasks"][task] if stage.metrics is not None else {}
+        metric = _metric(task, entry)
+        languages = entry.get("languages")
+        recomputed: dict[str, float | None] = {}
+        for lang in sorted(languages) if isinstance(languages, dict) else ():
+            records = stage.records.get((task, lang))
+            if records is None:
+                complete = False
+                continue
+            recomputed[lang] = _recomputed(task, metric, records)
+        found[task] = {"metric": metric, "recomputed": recomputed,
+                       "degenerate": degenerate_reason(task, [r for (t, _), r in sorted(stage.records.items())
+                                                              if t == task])}
+    return found, complete
+
+
+def judge(stage: StageResult, tasks: Iterable[str], found: dict[str, Any]) -> None:
+    """Check a done stage's ``tasks`` against what its records say (``found``, from
+    :func:`recompute`, fresh or as the results index kept it), in place: a disagreement marks the
+    task invalid (:attr:`StageResult.invalid`), a degenerate prediction pattern goes into
     :attr:`StageResult.degenerate`; each finding is also a problem line."""
     if stage.state != DONE or stage.metrics is None:
         return
     for task in sorted(tasks):
         entry = stage.metrics["tasks"][task]
-        metric = str(entry.get("headline_metric") or _default_metric(task))
-        problem = _check_headline(stage, task, entry, metric)
+        metric = _metric(task, entry)
+        task_found = found.get(task) or {}
+        recomputed = task_found.get("recomputed") if task_found.get("metric") == metric else None
+        problem = _check_headline(task, entry, metric, recomputed or {})
         if problem:
             stage.invalid[task] = problem
             stage.problems.append(f"stage {stage.key}: {problem}: the cell is invalid, not shown as a number")
             continue
-        reason = degenerate_reason(task, [r for (t, _), r in sorted(stage.records.items()) if t == task])
-        if reason:
-            stage.degenerate[task] = reason
+        if task_found.get("degenerate"):
+            stage.degenerate[task] = str(task_found["degenerate"])
 
 
-def _default_metric(task: str) -> str:
+def verify(stage: StageResult, tasks: Iterable[str]) -> tuple[dict[str, Any], bool]:
+    """:func:`recompute` from the stage's records, then :func:`judge` by it; what was found."""
+    tasks = sorted(tasks)
+    found, complete = recompute(stage, tasks)
+    judge(stage, tasks, found)
+    return found, complete
+
+
+def _metric(task: str, entry: dict[str, Any]) -> str:
+    if entry.get("headline_metric"):
+        return str(entry["headline_metric"])
     info = registry.TASKS.get(task)
     return info.metrics[0] if info is not None and info.metrics else "score"
 
 
-def _check_headline(stage: StageResult, task: str, entry: dict[str, Any], metric: str) -> str:
+def _recomputed(task: str, metric: str, records: Records) -> float | None:
+    if len(records) == 0:
+        return None  # nothing to recompute from
+    try:
+        return float(statistic(task, metric, [records])(np.ones((1, len(records))))[0, 0])
+    except KeyError:
+        return None  # records without per-example fields for this metric: collect warns when bootstrapping
+
+
+def _check_headline(task: str, entry: dict[str, Any], metric: str, recomputed: dict[str, Any]) -> str:
     languages = entry.get("languages")
     if not isinstance(languages, dict) or not languages:
         return f"{task} has no per-language results"
-    stored = {lang: (m or {}).get(metric) for lang, m in languages.items()}
+    stored = {lang: (m or {}).get(metric) if isinstance(m, dict) else None for lang, m in languages.items()}
     if any(not isinstance(v, (int, float)) for v in stored.values()):
         return f"{task} lacks {metric!r} in some language"
-    mean = float(np.mean(list(stored.values())))
+    mean = sum(float(v) for v in stored.values()) / len(stored)  # plain Python: this runs for every cell
     if not _close(mean, entry.get("headline")):
         return f"{task} headline {entry.get('headline')!r} is not the mean of its languages' {metric} ({mean:.4f})"
     for lang, want in stored.items():
-        records = stage.records.get((task, lang))
-        if records is None or len(records) == 0:
-            continue  # missing records are reported by collect; nothing to recompute from
-        try:
-            got = float(statistic(task, metric, [records])(np.ones((1, len(records))))[0, 0])
-        except KeyError:
-            continue  # records without per-example fields for this metric: collect warns when bootstrapping
-        if not _close(got, want):
-            return (f"{task} {lang}: {metric} is {float(want):.4f} in {'metrics.json'} but {got:.4f} recomputed "
-                    "from its prediction records")
+        got = recomputed.get(lang)
+        if not isinstance(got, (int, float)):
+            continue  # no records, or none that carry this metric: nothing to compare with
+        if not _close(float(got), want):
+            return (f"{task} {lang}: {metric} is {float(want):.4f} in metrics.json but {float(got):.4f} "
+                    "recomputed from its prediction records")
     return ""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from tests.helpers import XTRC_MODULE, attempts, loop_spec, plan_of, xtrc
 from xtrc.local import state_dir_for
+from xtrc.results_index import ResultsIndex
 from xtrc.store import Store
 
 pytestmark = pytest.mark.integration
@@ -80,3 +82,17 @@ def test_killed_and_restarted_loop_runs_no_stage_twice(tmp_path: Path) -> None:
     markers = store.done_markers()
     assert {key: entry["marker"] for key, entry in entries.items()} == {key: markers[key] for key in plan.cells.values()}
     assert all(entry["metrics"]["key"] == key for key, entry in entries.items())
+
+    # ... and checked every cell against its prediction records as it finished: a report after the
+    # run reads none of them (without a bootstrap), and still checks every cell.
+    index = ResultsIndex(store, "orch")
+    index.metrics(markers)
+    for (_arm, _seed, task), key in plan.cells.items():
+        assert index.verification(key, markers[key], entries[key]["metrics"], {task}) is not None, key
+    for key in set(plan.cells.values()):
+        shutil.rmtree(tmp_path / "store" / "stages" / key / "predictions")
+    report = xtrc("report", str(spec), "--bootstrap", "0", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    answer = json.loads(report.stdout)
+    assert not [w for w in answer["warnings"] if "predictions/" in w], answer["warnings"]
+    assert answer["cells"] and {cell["state"] for cell in answer["cells"]} == {"done"}

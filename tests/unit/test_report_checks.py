@@ -171,3 +171,108 @@ def test_a_capped_test_set_is_named_in_a_note(tmp_path: Path) -> None:
     report = build_report(collect(plan, store_of(plan)), bootstrap=0)
     assert any(n == "xnli is scored on part of its test sets (max_eval_examples; evaluated/available): en 90/5010"
                for n in report.notes), report.notes
+
+
+# --- the check kept in the results index -------------------------------------------------------
+
+
+def shard_of(plan: Plan, key: str) -> Path:
+    root = Path(plan.experiment.storage.uri.removeprefix("file://"))
+    return root / "experiments" / "rq" / "results" / f"{key[0]}.json"
+
+
+def edit_entry(plan: Plan, key: str, change: Any) -> None:
+    """Change one results-index entry in place, its stamp left as it is."""
+    shard = shard_of(plan, key)
+    data = json.loads(shard.read_text())
+    change(data["stages"][key])
+    shard.write_text(json.dumps(data))
+
+
+def drop_predictions(plan: Plan) -> None:
+    root = Path(plan.experiment.storage.uri.removeprefix("file://")) / "stages"
+    for key in set(plan.cells.values()):
+        for path in sorted((root / key / "predictions").rglob("*.jsonl")):
+            path.unlink()
+
+
+def recommit(plan: Plan, key: str, run: str) -> None:
+    """The stage committed again (as a re-run after its _SUCCESS was deleted): a new marker."""
+    success = Path(plan.experiment.storage.uri.removeprefix("file://")) / "stages" / key / "_SUCCESS"
+    success.unlink()
+    success.write_text(json.dumps({"run": run}))
+
+
+def test_a_cell_is_checked_once_per_commit_and_the_kept_check_is_reused(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, ["xnli"], {"xnli": ["en", "de"]})
+    write_store(plan, lambda *a: xnli_records(*a, collapse={"none+none"}))
+    store = store_of(plan)
+    first = build_report(collect(plan, store, predictions=False), bootstrap=0)
+    entries = index_entries(plan)
+    assert all(e["verified"]["xnli"]["recomputed"].keys() == {"en", "de"} and len(e["stamp"]) == 64
+               for e in entries.values())
+
+    drop_predictions(plan)  # from now on a report that reads any prediction record warns about it
+    second = build_report(collect(plan, store, predictions=False), bootstrap=0)
+    assert second.warnings == first.warnings and not any("no predictions/" in w for w in second.warnings)
+    assert render(second, "json") == render(first, "json")
+    assert cells(second)[("none+none", "xnli")].degenerate  # the degenerate mark is kept with the check
+
+    # A new commit of one stage (new marker) is checked from its records again: they are gone now.
+    victim = plan.cells[("mnli+cs", 1, "xnli")]
+    recommit(plan, victim, "second")
+    third = collect(plan, store, predictions=False)
+    missing = [w for w in third.warnings if "no predictions/" in w]
+    assert missing and all(w.startswith(f"stage {victim}:") for w in missing)
+    assert "stamp" not in index_entries(plan)[victim]  # its new entry: nothing complete was found to keep
+
+    # Reading the index from scratch (cached=False) keeps nothing and trusts nothing kept.
+    direct = collect(plan, store, predictions=False, cached=False)
+    assert sum("no predictions/" in w for w in direct.warnings) == 2 * len(set(plan.cells.values()))
+
+
+def test_a_tampered_index_entry_is_checked_again_and_caught(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, ["xnli"], {"xnli": ["en", "de"]})
+    write_store(plan, xnli_records)
+    store = store_of(plan)
+    collect(plan, store, predictions=False)  # every cell checked, the check kept
+    key = plan.cells[("mnli+cs", 1, "xnli")]
+
+    def shift(entry: dict[str, Any], *, kept_too: bool) -> None:  # plausible: the headline stays the mean
+        task = entry["metrics"]["tasks"]["xnli"]
+        task["languages"]["de"]["f1"] += 5.0
+        task["headline"] = float(np.mean([m["f1"] for m in task["languages"].values()]))
+        if kept_too:  # the kept recomputation changed to agree, the stamp left as it was
+            entry["verified"]["xnli"]["recomputed"]["de"] += 5.0
+
+    original = shard_of(plan, key).read_text()
+    for kept_too in (False, True):
+        shard_of(plan, key).write_text(original)
+        edit_entry(plan, key, lambda e: shift(e, kept_too=kept_too))
+        report = build_report(collect(plan, store, predictions=False), bootstrap=0)
+        assert cells(report)[("mnli+cs", "xnli")].text() == "invalid (1/2 seeds)", kept_too
+        assert any(w.startswith(f"stage {key}: xnli de: f1 is") and "recomputed from its prediction records" in w
+                   for w in report.warnings), report.warnings
+        assert sum("invalid" in w for w in report.warnings) == 1
+
+    # The same entry with a stamp that does not bind it (a stamp copied from another cell) is no better.
+    donor = plan.cells[("none+none", 1, "xnli")]
+    shard_of(plan, key).write_text(original)
+    edit_entry(plan, key, lambda e: (shift(e, kept_too=True), e.update(stamp=index_entries(plan)[donor]["stamp"])))
+    report = build_report(collect(plan, store, predictions=False), bootstrap=0)
+    assert cells(report)[("mnli+cs", "xnli")].state == "invalid"
+
+
+def test_a_wrong_metrics_json_is_caught_at_the_first_check_and_stays_caught(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, ["xnli"], {"xnli": ["en", "de"]})
+    write_store(plan, xnli_records)
+    path = stage_dir(plan, "mnli+cs", 1, "xnli") / "metrics.json"
+    rewrite_metrics(path, lambda m: m["tasks"]["xnli"]["languages"]["en"].update(f1=99.0))
+    rewrite_metrics(path, lambda m: m["tasks"]["xnli"].update(headline=float(np.mean(
+        [v["f1"] for v in m["tasks"]["xnli"]["languages"].values()]))))
+    store = store_of(plan)
+    for _ in range(2):  # the first report checks from the records; the second from what it kept
+        report = build_report(collect(plan, store, predictions=False), bootstrap=0)
+        assert cells(report)[("mnli+cs", "xnli")].state == "invalid"
+        assert any("en: f1 is 99.0000 in metrics.json" in w for w in report.warnings)
+        drop_predictions(plan)
