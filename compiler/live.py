@@ -1,8 +1,9 @@
 """What `xtrc run` shows while it works (a rich live table on a terminal, plain lines elsewhere),
 and the pieces `xtrc status` shares with it: durations, stage descriptions, in-stage progress.
 
-In-stage progress comes from ``stages/<key>/progress.json``, which a training stage writes every
-few seconds (step, total, ETA): the same record on this machine and on a cluster.
+In-stage progress comes from ``stages/<key>/progress.json``, which a stage writes every few
+seconds while it trains (step, total, ETA) and as each language's evaluation starts (task,
+language, languages done/total, ETA): the same record on this machine and on a cluster.
 """
 
 from __future__ import annotations
@@ -57,13 +58,25 @@ def read_progress(store: Store, key: str) -> dict[str, Any] | None:
 
 
 def progress_text(record: dict[str, Any] | None, now: float | None = None) -> str:
-    """``step 40/120 (phase 1/2), ETA 0:01:10`` from a progress record; how old it is when stale."""
-    if not record or "step" not in record:
+    """``step 40/120 (phase 1/2), ETA 0:01:10`` while training, ``eval xnli de (3/40 languages),
+    ETA 0:02:00`` while evaluating, from a progress record; how old it is when stale."""
+    if not record:
         return ""
-    text = f"step {record['step']}/{record.get('total', '?')}"
-    if record.get("phases", 1) > 1:
-        text += f" (phase {record.get('phase', 1)}/{record['phases']})"
-    if record.get("eta_seconds") is not None and record.get("step") != record.get("total"):
+    if record.get("state") == "evaluating" and "languages_total" in record:
+        done, total = record.get("languages_done", 0), record["languages_total"]
+        if done == total:
+            text = f"eval done ({total}/{total} languages, {record.get('examples', 0):,} examples)"
+        else:
+            text = f"eval {record.get('task', '')} {record.get('language', '')} ({done}/{total} languages)"
+        finished = done == total
+    elif "step" in record:
+        text = f"step {record['step']}/{record.get('total', '?')}"
+        if record.get("phases", 1) > 1:
+            text += f" (phase {record.get('phase', 1)}/{record['phases']})"
+        finished = record.get("step") == record.get("total")
+    else:
+        return ""
+    if record.get("eta_seconds") is not None and not finished:
         text += f", ETA {duration(record['eta_seconds'])}"
     age = (time.time() if now is None else now) - float(record.get("updated", 0) or 0)
     if age > 60:

@@ -8,12 +8,13 @@
     stages/<key>/metrics.json      per-language metrics + run info
     stages/<key>/predictions/      per-language predictions with per-example scores
     stages/<key>/_SUCCESS          written last; its presence alone means "done"
-    stages/<key>/progress.json     how far a running stage is (step/total, ETA), every few seconds
+    stages/<key>/progress.json     how far a running stage is: training step/total or evaluation
+                                   languages done/total, ETA
     stages/<key>/lease.json        held by the one process running the stage (xtrc.lease)
     stages/<key>/log.txt           the stage's log, copied when it ends (local runs)
     experiments/<name>/spec.yaml   the spec as applied
     experiments/<name>/lease.json  held by the one orchestration loop of the experiment
-    experiments/<name>/results/    the results index: done cells' metrics, a few shards (a cache)
+    experiments/<name>/results/    the results index: done cells' metrics and checks, a few shards (a cache)
 """
 
 from __future__ import annotations

@@ -382,24 +382,30 @@ class _StageRunner:
         out: dict[str, Any] = {}
         if heads[head].type == "retrieval":  # a trained dual encoder: rank with its head
             return self._evaluate_retrieval(model, tokenizer, head)
+        progress = _EvalProgress(self.store, self.config.eval_tasks)
         for ev in self.config.eval_tasks:
             per_language: dict[str, dict[str, float]] = {}
             counts: dict[str, dict[str, Any]] = {}
             for language in ev.languages:
+                progress.start(ev.task, language)
                 examples, counts[language] = self._load_counted(ev.task, language, "test", self.hp.max_eval_examples)
                 result = self._score(model, head, ev.task, language, examples, tokenizer, heads[head].labels)
                 self._write_predictions(ev.task, language, result)
+                progress.finished(len(result.records))
                 per_language[language] = result.metrics
                 log.info("%s %s: %s%s", ev.task, language, _fmt(result.metrics), _fmt_cap(counts[language]))
             out[ev.task] = _task_summary(ev.task, per_language, counts)
+        progress.end()
         return out
 
     def _evaluate_retrieval(self, model: TaskModel, tokenizer: Any, head: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        progress = _EvalProgress(self.store, self.config.eval_tasks)
         for ev in self.config.eval_tasks:
             per_language: dict[str, dict[str, float]] = {}
             counts: dict[str, dict[str, Any]] = {}
             for language in ev.languages:
+                progress.start(ev.task, language)
                 try:
                     result = retrieval.run(ev.task, language, self.where, model, tokenizer,
                                            max_len=self.hp.max_seq_length, batch_size=self.hp.batch_size * 2,
@@ -408,11 +414,13 @@ class _StageRunner:
                 except DataError as exc:
                     raise ConfigError(str(exc)) from exc
                 self._write_predictions(ev.task, language, result)
+                progress.finished(len(result.records))
                 per_language[language] = result.metrics
                 if result.counts is not None:
                     counts[language] = result.counts
                 log.info("%s %s: %s%s", ev.task, language, _fmt(result.metrics), _fmt_cap(counts.get(language)))
             out[ev.task] = _task_summary(ev.task, per_language, counts)
+        progress.end()
         return out
 
     def _write_predictions(self, task: str, language: str, result: Result) -> None:
@@ -437,6 +445,40 @@ class _ProgressWriter:
 
 
 PROGRESS_SECONDS = 5.0
+
+
+class _EvalProgress:
+    """``progress.json`` while a stage evaluates: written as each (task, language) starts and once
+    all are scored, with the languages done and to do, the examples scored so far and an ETA from
+    the time per language so far (one small write per language: nothing next to scoring one)."""
+
+    def __init__(self, store: StageStore, eval_tasks: Any):
+        self.store = store
+        self.total = sum(len(ev.languages) for ev in eval_tasks)
+        self.done = 0
+        self.examples = 0
+        self.started = time.monotonic()
+        self.at = ("", "")
+
+    def start(self, task: str, language: str) -> None:
+        self.at = (task, language)
+        self._write()
+
+    def finished(self, examples: int) -> None:
+        self.done += 1
+        self.examples += examples
+
+    def end(self) -> None:
+        self._write()
+
+    def _write(self) -> None:
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        task, language = self.at
+        self.store.write_progress({"state": "evaluating", "task": task, "language": language,
+                                   "languages_done": self.done, "languages_total": self.total,
+                                   "examples": self.examples, "updated": time.time(),
+                                   "eta_seconds": None if eta is None else round(eta, 1)})
 
 
 def _task_summary(task: str, per_language: dict[str, dict[str, float]],

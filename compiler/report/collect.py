@@ -1,6 +1,6 @@
 """Reading a report's inputs: every cell stage's ``metrics.json`` and prediction records from the
-store (a thread pool over fsspec reads; a stage shared by several cells is read once), and the local
-backend's view of stages that are not done."""
+store (a thread pool over fsspec reads; a stage shared by several cells is read once), each cell
+checked against its records, and the local backend's view of stages that are not done."""
 
 from __future__ import annotations
 
@@ -122,6 +122,11 @@ def collect(plan: Plan, store: Store, *, status: dict[str, str] | None = None, w
     else from the stage's ``metrics.json``, which then goes into the index (``cached=False``: every
     stage read directly, the index neither read nor written). A cell whose stage is not done gets
     ``status[key]`` (``running``, ``failed``, ``blocked``) when given, else ``missing``.
+
+    Every done cell is checked against its prediction records (:mod:`xtrc.report.verify`). The
+    records are read for every done cell when ``predictions`` is True (the bootstrap needs them);
+    otherwise only for cells whose check the index does not keep under their current marker (a
+    cell checked once is judged again by what its check found, without reading its records).
     """
     status = status or {}
     wanted: dict[str, set[str]] = {}

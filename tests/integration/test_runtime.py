@@ -224,6 +224,13 @@ def check_outputs(config: StageConfig, data_root: Path) -> dict[str, Any]:
                 assert values["precision"] == pytest.approx(100 * tp / n_pred if n_pred else 0.0)
                 assert values["recall"] == pytest.approx(100 * tp / n_gold)
         assert 0.0 <= summary["headline"] <= 100.0
+    if config.eval_tasks:  # the last progress record is evaluation's: every language scored, how many examples
+        progress_record = json.loads((base / "progress.json").read_text())
+        languages = sum(len(ev.languages) for ev in config.eval_tasks)
+        assert progress_record["state"] == "evaluating", progress_record
+        assert progress_record["languages_done"] == progress_record["languages_total"] == languages
+        assert progress_record["examples"] == sum(expected_records(data_root, ev.task, lang)
+                                                  for ev in config.eval_tasks for lang in ev.languages)
     return metrics
 
 
@@ -246,6 +253,31 @@ TARGETS: dict[str, dict[str, Any]] = {
 BEATS_CHANCE = {"xnli": ("accuracy", 60.0), "panx": ("f1", 50.0), "udpos": ("f1", 50.0)}
 
 
+@contextlib.contextmanager
+def watched_progress(path: Path) -> Any:
+    """Every distinct progress record seen at ``path`` (read every few milliseconds) while the block runs."""
+    seen: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                record = None
+            if record is not None and (not seen or record != seen[-1]):
+                seen.append(record)
+            stop.wait(0.002)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_target_stage_trains_and_evaluates(name: str, data_root: Path, tmp_path: Path) -> None:
     case = TARGETS[name]
@@ -254,12 +286,26 @@ def test_target_stage_trains_and_evaluates(name: str, data_root: Path, tmp_path:
     config = only_stage(plan, "target")
     assert [ev.task for ev in config.eval_tasks] == case["targets"]
 
-    run = run_stage(config)
+    with watched_progress(stage_dir(config) / "progress.json") as records:
+        run = run_stage(config)
+    evaluations_seen = [r for r in records if r.get("state") == "evaluating"]
     assert run.rc == 0, run.log
     assert run.summary["status"] == "done"
 
     phases = progress(run.log)
     assert len(phases) == case["phases"], run.log
+    if name == "xnli":  # what `xtrc status` and the live view show, read through the store
+        from xtrc.live import progress_text, read_progress
+        from xtrc.store import Store
+
+        assert progress_text(read_progress(Store(config.store), config.key)) == \
+            f"eval done (2/2 languages, {2 * SIZES.test} examples)"
+        # training's records, then evaluation's: one as each language starts, one when all are scored
+        assert records[0].get("state") == "training" and records[-1] == evaluations_seen[-1], records
+        [languages] = [ev.languages for ev in config.eval_tasks]
+        written = [*((lang, i) for i, lang in enumerate(languages)), (languages[-1], len(languages))]
+        seen = [(r["language"], r["languages_done"]) for r in evaluations_seen]
+        assert seen[-1] == written[-1] and all(x in written for x in seen) and seen == sorted(seen, key=written.index)
     for phase in phases:  # XCOPA: SIQA's loss falls, then COPA's
         assert_loss_falls(phase)
     metrics = check_outputs(config, data_root)

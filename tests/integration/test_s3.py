@@ -273,8 +273,9 @@ def _runtime_command() -> list[str]:
 
 
 def test_report_reads_an_s3_store_through_its_results_index(s3_bucket: S3Location) -> None:
-    """collect on S3: done stages from one listing, metrics from the index once a first read
-    filled it, and a stage committed again (new _SUCCESS) read afresh."""
+    """collect on S3: done stages from one listing, metrics and each cell's check against its
+    prediction records from the index once a first read filled it, and a stage committed again
+    (new _SUCCESS) read afresh."""
     import yaml
 
     from xtrc.loader import load_text
@@ -288,14 +289,24 @@ def test_report_reads_an_s3_store_through_its_results_index(s3_bucket: S3Locatio
     plan = build(load_text(yaml.safe_dump(spec), "s3rq.yaml"))
     control = Store(s3_bucket.url, s3_bucket.options)
     writers = {key: StageStore(s3_bucket.url, key, s3_bucket.options) for key in set(plan.cells.values())}
+    labels = ["entailment", "neutral", "contradiction"]
+
+    def records(correct: int) -> bytes:  # 100 XNLI predictions, ``correct`` of them right
+        rows = [{"id": str(i), "gold": labels[i % 3], "prediction": labels[i % 3 if i < correct else (i + 1) % 3],
+                 "scores": {"accuracy": 100.0 * (i < correct)}} for i in range(100)]
+        return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
     for n, (key, stage) in enumerate(sorted(writers.items())):
+        for lang, correct in (("en", 60 + n), ("de", 50 + n)):
+            stage.write_bytes(f"predictions/xnli/{lang}.jsonl", records(correct))
         stage.write_json("metrics.json", {"key": key, "tasks": {"xnli": {
-            "languages": {"en": {"f1": 60.0 + n}, "de": {"f1": 40.0 + n}}, "headline": 50.0 + n}}})
+            "languages": {"en": {"accuracy": 60.0 + n}, "de": {"accuracy": 50.0 + n}}, "headline": 55.0 + n,
+            "headline_metric": "accuracy"}}})
         stage.commit()
     pending = min(writers)
     control.fs.rm(f"{writers[pending].base}/_SUCCESS")
     some = max(writers)  # names the marker listing folds away, and names it lists and skips
-    for name in ("predictions/xnli/en.jsonl", "weights.bin", "_SUCCESS.tmp-1-2", "sub/_SUCCESS"):
+    for name in ("predictions/xnli/notes.txt", "weights.bin", "_SUCCESS.tmp-1-2", "sub/_SUCCESS"):
         control.fs.pipe_file(f"{writers[some].base}/{name}", b"{}")
     assert set(control.done_markers()) == set(writers) - {pending}
 
@@ -308,8 +319,9 @@ def test_report_reads_an_s3_store_through_its_results_index(s3_bucket: S3Locatio
 
     victim = done[0]
     control.fs.rm(f"{writers[victim].base}/metrics.json")  # only the index holds it now
+    control.fs.rm(f"{writers[victim].base}/predictions", recursive=True)  # and its check of the records
     second = collect(plan, control, predictions=False)
-    assert second.stages[victim].state == "done"
+    assert second.stages[victim].state == "done" and not second.warnings
     assert second.stages[victim].metrics == first.stages[victim].metrics
 
     writers[victim].commit()  # committed again: the index entry no longer counts

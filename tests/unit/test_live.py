@@ -25,3 +25,13 @@ def test_progress_text_says_step_total_phase_and_eta() -> None:
     assert progress_text({**record, "phases": 1, "step": 120}, now) == "step 120/120"
     assert progress_text({**record, "updated": now - 600}, now).endswith("(0:10:00 ago)")
     assert progress_text(None) == "" and progress_text({}) == ""
+
+
+def test_progress_text_says_which_language_is_evaluated_and_how_many_are_left() -> None:
+    now = time.time()
+    record = {"state": "evaluating", "task": "xnli", "language": "de", "languages_done": 3, "languages_total": 40,
+              "examples": 1500, "eta_seconds": 130.0, "updated": now}
+    assert progress_text(record, now) == "eval xnli de (3/40 languages), ETA 0:02:10"
+    assert progress_text({**record, "eta_seconds": None}, now) == "eval xnli de (3/40 languages)"
+    assert progress_text({**record, "languages_done": 40}, now) == "eval done (40/40 languages, 1,500 examples)"
+    assert progress_text({**record, "updated": now - 120}, now).endswith("(0:02:00 ago)")
