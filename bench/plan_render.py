@@ -25,6 +25,9 @@ import time
 
 import yaml
 
+# The bench spec's hub model is not resolved: a request to the hub would be timed with the plan.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 from xtrc.loader import load_text
 from xtrc.plan import build
 from xtrc.render import Renderer

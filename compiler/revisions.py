@@ -55,6 +55,11 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
+def _shown(url: str) -> str:
+    """``url`` without a ``user:password@`` part (an endpoint may carry one; messages must not)."""
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
 def revision_url(kind: HubKind, repo: str, revision: str, base: str | None = None) -> str:
     """The API route that names the commit ``revision`` of ``repo`` points at (refs/… quoted whole)."""
     return f"{base or endpoint()}/api/{kind}s/{repo}/revision/{quote(revision, safe='')}"
@@ -92,18 +97,18 @@ def resolve(kind: HubKind, repo: str, revision: str, *, token: str | None, timeo
                     "token") if token else "it is gated or private: set HF_TOKEN to a token with access"
             raise _Refused(f"{what}: HTTP {exc.code}, {need}") from None
         if exc.code == 404:
-            raise _Refused(f"{what}: no such {kind} on {base or endpoint()} (a typo? a private repository needs "
+            raise _Refused(f"{what}: no such {kind} on {_shown(base or endpoint())} (a typo? a private repository needs "
                            "HF_TOKEN)") from None
         raise _Refused(f"{what}: the hub answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, socket.timeout) as exc:
         reason = getattr(exc, "reason", exc)
-        raise _Down(f"offline: cannot reach {base or endpoint()} ({type(reason).__name__}: {reason})") from None
+        raise _Down(f"offline: cannot reach {_shown(base or endpoint())} ({type(reason).__name__}: {reason})") from None
     try:
         sha = json.loads(body).get("sha")
     except (ValueError, AttributeError):
         sha = None
     if not is_sha(sha):
-        raise _Down(f"{url} answered without a commit sha; is HF_ENDPOINT a Hugging Face hub?")
+        raise _Down(f"{_shown(url)} answered without a commit sha; is HF_ENDPOINT a Hugging Face hub?")
     return str(sha)
 
 

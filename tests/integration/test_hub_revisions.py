@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from tests.fakehub import FakeHub, Served
+from tests.helpers import script
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
 TOKEN = "hf_test_token_0123456789"
 
 
@@ -43,11 +43,10 @@ def hub(tmp_path: Path) -> Iterator[tuple[FakeHub, Served]]:
 
 
 def xtrc(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    script = BIN / "xtrc"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "xtrc.cli"]
+    """The installed `xtrc` with its own caches, online (to the fake hub ``env`` names)."""
     full = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     full.update(XTRC_CACHE=str(home / "cache"), HF_HOME=str(home / "hf"), OMP_NUM_THREADS="1", **env)
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, env=full)
+    return script("xtrc", *args, timeout=600, env=full)
 
 
 def test_a_stage_loads_the_pinned_commit_not_the_moved_branch(hub: tuple[FakeHub, Served], tmp_path: Path) -> None:

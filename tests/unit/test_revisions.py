@@ -7,8 +7,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -17,12 +15,12 @@ import pytest
 import yaml
 
 from tests.fakehub import FakeHub, Served, sha_of
+from tests.helpers import script
 from xtrc.loader import load_text
 from xtrc.plan import Plan, build_pinned
 from xtrc.revisions import LOCK_FILE, pin_name
 from xtrc.store import Store
 
-BIN = Path(sys.executable).parent
 MODEL = "FacebookAI/xlm-roberta-base"
 TOKEN = "hf_test_token_0123456789"
 
@@ -226,11 +224,10 @@ def test_the_runtime_reads_the_pinned_commit() -> None:
 # --- the installed script --------------------------------------------------------------------------
 
 def xtrc(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    script = BIN / "xtrc"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "xtrc.cli"]
+    """The installed `xtrc` with its own cache, no token or offline flag but what ``env`` gives."""
     full = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE")}
     full.update(XTRC_CACHE=str(home / "cache"), XTRC_KUBE_SHARED_FILESYSTEM="1", **env)
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, env=full)
+    return script("xtrc", *args, timeout=120, env=full)
 
 
 def test_the_xtrc_script_pins_refuses_offline_and_never_shows_the_token(
@@ -283,3 +280,11 @@ def test_a_damaged_lock_is_a_clear_error(hub: tuple[FakeHub, Served], tmp_path: 
         _plan(_doc(tmp_path / "store"))
     assert _plan(_doc(tmp_path / "store"), refresh=True).unresolved == []  # as the message says
     assert len(_lock(tmp_path / "store")) == 3
+
+
+def test_an_endpoint_with_credentials_is_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _closed_port().rsplit(":", 1)[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://mirror-user:s3cret-pass@127.0.0.1:{port}")
+    plan = _plan(_doc(tmp_path / "store"))
+    assert plan.unresolved and "127.0.0.1" in plan.unresolved[0]
+    assert "s3cret-pass" not in "".join(plan.unresolved)
