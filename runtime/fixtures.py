@@ -900,8 +900,9 @@ def _ud_build(r: random.Random, n: int, split: str) -> list[list[str]]:
     return [_ud_sentence(g) for _ in range(n)]
 
 
-PANX_BINS = 8
-"""Quantile bins of sentence length and of entity density that PAN-X sentences are drawn across."""
+PANX_DENSITY_BINS = 8
+"""Quantile bins of entity density within each sentence's main entity type."""
+_ENTITY_TYPES = ("PER", "ORG", "LOC")
 
 
 def _panx_joined(g: _Gen) -> Tagged:
@@ -914,24 +915,37 @@ def _panx_joined(g: _Gen) -> Tagged:
     return out
 
 
+def _label_mix(sentence: Tagged) -> tuple[str, float]:
+    """A sentence's main entity type (the most frequent; "" when it has none) and entity density."""
+    counts = {kind: sum(t[2:] == kind for _, t in sentence) for kind in _ENTITY_TYPES}
+    main = max(_ENTITY_TYPES, key=lambda kind: counts[kind])
+    return (main if counts[main] else ""), sum(counts.values()) / len(sentence)
+
+
 def _panx_build(r: random.Random, n: int, split: str) -> list[Tagged]:
-    """Sentences whose length is independent of their label mix, as in real corpora: each
-    template ties the two (short "PER , ORG" lines are dense, long plain clauses all O), so draw
-    a length bin and a density bin independently and take a sentence from that cell of a pool."""
+    """Sentences whose length is independent of their label mix, as in real corpora. Each
+    template ties the two (short "PER , ORG" lines are dense, location lists short and LOC-heavy,
+    long plain clauses all O), so the label mix is summarised as (main entity type, density bin
+    within that type), and a length bin and a label-mix cell are drawn independently, each from
+    its marginal over a pool, and a sentence is taken from the pool's matching cell."""
     g = _Gen(r)
-    pool = [_panx_joined(g) for _ in range(4 * n)]
-    density = [sum(t != "O" for _, t in s) / len(s) for s in pool]
-    length_bin = _quantile_bins([float(len(s)) for s in pool], PANX_BINS)
-    density_bin = _quantile_bins(density, PANX_BINS)
-    cells: dict[tuple[int, int], list[int]] = {}
+    pool = [_panx_joined(g) for _ in range(8 * n)]
+    mixes = [_label_mix(s) for s in pool]
+    length_bin = [len(s) for s in pool]
+    mix_cell: list[tuple[str, int]] = [("", 0)] * len(pool)
+    for kind in _ENTITY_TYPES:
+        members = [i for i, (main, _) in enumerate(mixes) if main == kind]
+        for i, b in zip(members, _quantile_bins([mixes[i][1] for i in members], PANX_DENSITY_BINS)):
+            mix_cell[i] = (kind, b)
+    cells: dict[tuple[int, tuple[str, int]], list[int]] = {}
     for i in range(len(pool)):
-        cells.setdefault((length_bin[i], density_bin[i]), []).append(i)
+        cells.setdefault((length_bin[i], mix_cell[i]), []).append(i)
     for members in cells.values():
         r.shuffle(members)
     used = dict.fromkeys(cells, 0)
     out: list[Tagged] = []
     while len(out) < n:
-        cell = (length_bin[r.randrange(len(pool))], density_bin[r.randrange(len(pool))])
+        cell = (length_bin[r.randrange(len(pool))], mix_cell[r.randrange(len(pool))])
         if cell in cells:  # each sentence of a cell once before any repeats (only rare cells run out)
             members = cells[cell]
             out.append(pool[members[used[cell] % len(members)]])
