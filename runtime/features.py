@@ -19,8 +19,9 @@ from xtrc_runtime.data import ChoiceExample, DualExample, Example, QAExample, Se
 
 IGNORE = -100
 MEGABATCH_BATCHES = 50
-"""Length grouping sorts within megabatches of this many batches (the Hugging Face Trainer's
-LengthGroupedSampler uses 50 too)."""
+"""Length grouping sorts within megabatches of at most this many batches, and of fewer where the
+data would make fewer than MIN_MEGABATCHES (the Hugging Face Trainer's rule)."""
+MIN_MEGABATCHES = 4
 
 
 @dataclass
@@ -175,9 +176,9 @@ def _encode_qa(examples: Sequence[Example], tokenizer: Any, max_len: int, stride
 def batches(features: Sequence[Feature], batch_size: int, *, seed: int | None, group_by_length: bool = True,
             skip: int = 0) -> Iterator[list[int]]:
     """Index batches over ``features``. With a seed: shuffled; grouped by length as the Hugging Face
-    Trainer does (the shuffled data cut into megabatches of MEGABATCH_BATCHES batches, each sorted
-    by length), and the batches of each megabatch then shuffled too. The order is a pure function
-    of (seed, features), so a resumed run can ``skip`` exactly."""
+    Trainer does (the shuffled data cut into megabatches, each sorted by length; see
+    :func:`megabatch_batches`), and the batches of each megabatch then shuffled too. The order is
+    a pure function of (seed, features), so a resumed run can ``skip`` exactly."""
     order = list(range(len(features)))
     if seed is None:
         groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -189,7 +190,7 @@ def batches(features: Sequence[Feature], batch_size: int, *, seed: int | None, g
         groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         yield from groups[skip:]
         return
-    mega = batch_size * MEGABATCH_BATCHES
+    mega = batch_size * megabatch_batches(len(features), batch_size)
     groups = []
     within = random.Random(seed + 1)
     for m in range(0, len(order), mega):
@@ -200,6 +201,14 @@ def batches(features: Sequence[Feature], batch_size: int, *, seed: int | None, g
     yield from groups[skip:]
 
 
+def megabatch_batches(examples: int, batch_size: int) -> int:
+    """Batches per length-sorted megabatch: MEGABATCH_BATCHES, or fewer so that the data makes at
+    least MIN_MEGABATCHES. One megabatch over most of a small data set would sort it nearly
+    globally, every batch one narrow length band, and training on such batches learns slower
+    (bench/throughput.py's learning curves)."""
+    return max(1, min(MEGABATCH_BATCHES, examples // (batch_size * MIN_MEGABATCHES)))
+
+
 def collate(features: Sequence[Feature], pad_id: int, *, pad_to: int | None = None,
             multiple_of: int | None = None) -> dict[str, torch.Tensor]:
     """Pad to the longest feature in the batch (or to ``pad_to``, the reference recipe)."""
@@ -207,26 +216,23 @@ def collate(features: Sequence[Feature], pad_id: int, *, pad_to: int | None = No
     if multiple_of:
         length = -(-length // multiple_of) * multiple_of
     first = features[0]
+    # One tensor from padded lists: building a tensor per row costs more than the padding.
     if first.input_ids and isinstance(first.input_ids[0], list):  # multiple choice
-        ids = torch.full((len(features), len(first.input_ids), length), pad_id, dtype=torch.long)
-        for b, f in enumerate(features):
-            for c, choice in enumerate(f.input_ids):
-                ids[b, c, : len(choice)] = torch.tensor(choice[:length])  # type: ignore[arg-type]
+        ids = torch.tensor([[_padded(c, length, pad_id) for c in f.input_ids] for f in features], dtype=torch.long)
     else:
-        ids = torch.full((len(features), length), pad_id, dtype=torch.long)
-        for b, f in enumerate(features):
-            ids[b, : f.length] = torch.tensor(f.input_ids[:length])
+        ids = torch.tensor([_padded(f.input_ids, length, pad_id) for f in features], dtype=torch.long)
     batch = {"input_ids": ids, "attention_mask": (ids != pad_id).long()}
     if first.label is None:
         return batch
     if isinstance(first.label, list):  # tagging
-        tags = torch.full((len(features), length), IGNORE, dtype=torch.long)
-        for b, f in enumerate(features):
-            tags[b, : len(f.label)] = torch.tensor(f.label[:length])
-        batch["labels"] = tags
+        batch["labels"] = torch.tensor([_padded(f.label, length, IGNORE) for f in features], dtype=torch.long)
     elif isinstance(first.label, tuple):  # QA
         batch["start_positions"] = torch.tensor([f.label[0] for f in features])
         batch["end_positions"] = torch.tensor([f.label[1] for f in features])
     else:
         batch["labels"] = torch.tensor([f.label for f in features])
     return batch
+
+
+def _padded(row: list[Any], length: int, value: int) -> list[Any]:
+    return row[:length] + [value] * (length - len(row))
