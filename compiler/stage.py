@@ -48,7 +48,7 @@ class Hyperparameters(_Frozen):
     early_stopping_patience: int = 0
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
-    group_by_length: bool = False
+    group_by_length: bool = True
     selection: Literal["last", "dev"] = "dev"
 
 
