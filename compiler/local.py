@@ -7,6 +7,12 @@ running (their process is alive) instead of starting them again:
 ``<state dir>/<key>.json`` holds the pid, attempts and GPUs of a stage's current process, and
 ``<key>.exit`` its exit code once it ends; ``<key>.log`` is its log (copied to the store's
 ``stages/<key>/log.txt`` when it ends).
+
+Stages start warm by default: forked from a parent that already imported torch and transformers
+(:mod:`xtrc.warm`), the same command in a process of its own. ``XTRC_WARM_STAGES=0`` starts each
+as a fresh interpreter instead. Either way a stage outlives a killed ``xtrc run``: a forked stage's
+parent stays until its stages end and writes their exit codes, and its pid is in the record too,
+so a restarted backend waits for an exit code that is still coming.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class _Child:
     gpus: list[str]
     started: float
     attempts: int
+    parent: list | None = None  # a warm stage's parent: [pid, start time], who writes its exit code
 
 
 class LocalBackend:
@@ -84,8 +91,9 @@ class LocalBackend:
         self.children: dict[str, _Child] = {}
         self.configs: dict[str, StageConfig] = {}
         self.problems: list[str] = []
-        if warm is None:  # opt-in: a forked stage does not yet outlive a killed loop (see README)
-            warm = os.environ.get("XTRC_WARM_STAGES", "0") == "1"
+        self._said_cold = False
+        if warm is None:  # on unless XTRC_WARM_STAGES=0
+            warm = os.environ.get("XTRC_WARM_STAGES", "1") != "0"
         self.pool = WarmPool(self.state_dir, runtime_executable()) if warm else None
         self._adopt()
 
@@ -140,6 +148,9 @@ class LocalBackend:
                 _signal(child.pid, signal.SIGKILL)
             if child.process is not None:
                 child.process.wait()
+            settle = time.time() + 5  # an adopted warm stage's parent may still write its exit code
+            while self._exit_pending(child) and time.time() < settle:
+                time.sleep(0.05)
             (self.state_dir / f"{child.key}.json").unlink(missing_ok=True)
             (self.state_dir / f"{child.key}.exit").unlink(missing_ok=True)  # cancelled is not failed
             self.free_gpus.extend(child.gpus)
@@ -187,24 +198,39 @@ class LocalBackend:
         env = {**os.environ, **self.env, "XTRC_STAGE_CONFIG": stage.to_json(),
                "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1"}
         (self.state_dir / f"{stage.key}.exit").unlink(missing_ok=True)
+        warm = self.pool is not None and self.pool.ready_for(env)  # may wait for the parent's imports
+        if self.pool is not None and self.pool.why_cold and not self._said_cold:
+            self._said_cold = True
+            self.problems.append(f"warm stages are off for this run ({self.pool.why_cold}); "
+                                 "stages start as plain processes")
+        # The header goes in only now, just before the stage starts: a loop killed while it waited
+        # for the warm parent must not leave an attempt that never ran.
         with open(self.log_path(stage.key), "ab") as log:
             log.write(f"\n=== attempt {attempts} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
-        pid = self.pool.spawn(list(RUNTIME_COMMAND), env, self.log_path(stage.key),
-                              self.state_dir / f"{stage.key}.exit") if self.pool else None
-        process = None
+        pid = None
+        if warm:
+            assert self.pool is not None and self.pool.parent_pid is not None
+            parent = [self.pool.parent_pid, _process_start(self.pool.parent_pid)]
+
+            def recorded(pid: int) -> None:  # before the forked stage may start
+                child = _Child(stage.key, None, pid, gpus, time.time(), attempts, parent)
+                self.children[stage.key] = child
+                self._write_record(child)
+
+            pid = self.pool.spawn(list(RUNTIME_COMMAND), env, self.log_path(stage.key),
+                                  self.state_dir / f"{stage.key}.exit", recorded)
         if pid is None:  # cold: a fresh interpreter
             with open(self.log_path(stage.key), "ab") as log:
                 process = subprocess.Popen([*runtime_executable(), *RUNTIME_COMMAND], env=env, stdout=log,
                                            stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-            pid = process.pid
-        child = _Child(stage.key, process, pid, gpus, time.time(), attempts)
-        self.children[stage.key] = child
-        self._write_record(child)
+            child = _Child(stage.key, process, process.pid, gpus, time.time(), attempts)
+            self.children[stage.key] = child
+            self._write_record(child)
 
     def _exit_code(self, child: _Child) -> int | None:
         if child.process is not None:
             return child.process.poll()
-        if pid_running(child.pid) or self.pool is not None and self.pool.pending(child.pid):
+        if pid_running(child.pid) or self._exit_pending(child):
             return None
         exit_file = self.state_dir / f"{child.key}.exit"  # warm (written by its parent), or adopted: the store
         if exit_file.exists():
@@ -212,6 +238,13 @@ class LocalBackend:
         fs, marker = self.store.fs, self.store.layout.success(child.key)
         fs.invalidate_cache()
         return 0 if fs.exists(marker) else 1
+
+    def _exit_pending(self, child: _Child) -> bool:
+        """A warm stage that ended while its parent, still there, has not yet written its exit code."""
+        if child.parent is None or (self.state_dir / f"{child.key}.exit").exists():
+            return False
+        pid, started = child.parent
+        return pid_running(pid) and started in (None, _process_start(pid))
 
     def _finish(self, child: _Child, code: int) -> None:
         del self.children[child.key]
@@ -241,6 +274,8 @@ class LocalBackend:
     def _write_record(self, child: _Child) -> None:
         record = {"pid": child.pid, "gpus": child.gpus, "started": child.started, "attempts": child.attempts,
                   "pid_started": _process_start(child.pid)}
+        if child.parent is not None:
+            record["warm_parent"] = child.parent
         path = self.state_dir / f"{child.key}.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record))
@@ -254,12 +289,16 @@ class LocalBackend:
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if (self.state_dir / f"{key}.exit").exists() or not pid_running(record["pid"]):
+            if (self.state_dir / f"{key}.exit").exists():
                 continue
-            if record.get("pid_started") not in (None, _process_start(record["pid"])):
-                continue  # that pid now belongs to another process (the machine rebooted)
-            self.children[key] = _Child(key, None, record["pid"], record.get("gpus", []), record["started"],
-                                        record.get("attempts", 1))
+            child = _Child(key, None, record["pid"], record.get("gpus", []), record["started"],
+                           record.get("attempts", 1), record.get("warm_parent"))
+            if pid_running(child.pid):
+                if record.get("pid_started") not in (None, _process_start(child.pid)):
+                    continue  # that pid now belongs to another process (the machine rebooted)
+            elif not self._exit_pending(child):
+                continue
+            self.children[key] = child
             self.free_gpus = [g for g in self.free_gpus if g not in record.get("gpus", [])]
 
     @staticmethod

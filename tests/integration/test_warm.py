@@ -27,6 +27,11 @@ def wait_forked(log: Path, timeout: float = 60) -> None:
                what=f"{log} to say the stage was forked", interval=0.05)
 
 
+def spawn(pool: WarmPool, argv: list[str], env: dict[str, str], log: Path, exit_path: Path) -> int | None:
+    assert pool.ready_for(env), pool.why_cold
+    return pool.spawn(argv, env, log, exit_path)
+
+
 def test_forked_stages_fail_and_crash_alone_and_get_their_own_env_log_and_exit_code(tmp_path: Path) -> None:
     pool = WarmPool(tmp_path, runtime_executable())
     base = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -34,7 +39,7 @@ def test_forked_stages_fail_and_crash_alone_and_get_their_own_env_log_and_exit_c
         # A stage that blocks (its config "file" is a FIFO nobody writes): killed, it ends alone.
         fifo = tmp_path / "never"
         os.mkfifo(fifo)
-        hung = pool.spawn(["run-stage", "--config", str(fifo)], {**base, "CUDA_VISIBLE_DEVICES": "7"},
+        hung = spawn(pool, ["run-stage", "--config", str(fifo)], {**base, "CUDA_VISIBLE_DEVICES": "7"},
                           tmp_path / "hung.log", tmp_path / "hung.exit")
         assert hung is not None
         wait_forked(tmp_path / "hung.log")
@@ -42,7 +47,7 @@ def test_forked_stages_fail_and_crash_alone_and_get_their_own_env_log_and_exit_c
         os.killpg(hung, signal.SIGKILL)
         assert wait_for(tmp_path / "hung.exit") == str(-signal.SIGKILL)
         # The parent still serves: a bad config is a configuration error (exit 2) in its own log.
-        bad = pool.spawn(["run-stage", "--config-env", "XTRC_STAGE_CONFIG"],
+        bad = spawn(pool, ["run-stage", "--config-env", "XTRC_STAGE_CONFIG"],
                          {**base, "XTRC_STAGE_CONFIG": '{"kind": "nonsense"}'},
                          tmp_path / "bad.log", tmp_path / "bad.exit")
         assert bad is not None and bad != hung
@@ -58,7 +63,7 @@ def test_a_cancelled_stage_is_not_recorded_as_failed(tmp_path: Path) -> None:
     try:
         fifo = tmp_path / "never"
         os.mkfifo(fifo)
-        pid = pool.spawn(["run-stage", "--config", str(fifo)], dict(os.environ), tmp_path / "c.log",
+        pid = spawn(pool, ["run-stage", "--config", str(fifo)], dict(os.environ), tmp_path / "c.log",
                          tmp_path / "c.exit")
         assert pid is not None
         wait_forked(tmp_path / "c.log")
