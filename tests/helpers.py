@@ -46,7 +46,7 @@ LOOP_DATA = "builtin:fixtures/data?train=120&dev=30&test=30&languages=en,de"
 
 
 def loop_spec(directory: Path, *, seeds: list[int] | None = None, targets: list[str] | None = None,
-              tasks: dict[str, Any] | None = None) -> Path:
+              tasks: dict[str, Any] | None = None, epochs: int = 1) -> Path:
     """The orchestration loop tests' experiment `orch` (intermediate none and mnli, panx by default),
     stored in ``directory/store``; ``tasks``: the data section's per-task paths."""
     data: dict[str, Any] = {"root": LOOP_DATA}
@@ -54,7 +54,7 @@ def loop_spec(directory: Path, *, seeds: list[int] | None = None, targets: list[
         data["tasks"] = tasks
     doc = tiny_spec("orch", directory / "store", seeds=seeds or [1], factors={"intermediate": ["none", "mnli"]},
                     targets=targets or ["panx"], languages={"panx": ["en", "de"], "xnli": ["en", "de"]},
-                    training={"defaults": {"learning_rate": 1.0e-3, "batch_size": 16, "epochs": 1,
+                    training={"defaults": {"learning_rate": 1.0e-3, "batch_size": 16, "epochs": epochs,
                                            "max_seq_length": 48, "eval_every_steps": 50,
                                            "checkpoint_every_steps": 50, "precision": "fp32"}},
                     data=data, compute={"gpus": 0, "max_parallel": 2, "retries": 0})

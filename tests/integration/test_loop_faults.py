@@ -51,29 +51,44 @@ def running_stages(state: Path) -> dict[str, int]:
     return out
 
 
-def test_restarting_the_loop_twice_while_stages_run_trains_no_stage_twice(tmp_path: Path) -> None:
-    spec = loop_spec(tmp_path, seeds=[1, 2], targets=["panx", "xnli"])
+@pytest.mark.parametrize("warm", ["1", "0"], ids=["warm", "cold"])
+def test_restarting_the_loop_twice_while_stages_run_trains_no_stage_twice(tmp_path: Path, warm: str) -> None:
+    # 60 epochs: a stage trains for seconds, so it is still running when each loop is killed
+    # (a warm stage skips the imports that kept a cold one busy at first).
+    spec = loop_spec(tmp_path, seeds=[1], targets=["panx", "xnli"], epochs=60)
     plan = plan_of(spec)
     store = Store(str(tmp_path / "store"))
     state = state_dir_for(store.uri)
-    first = start("run", str(spec))
-    wait_until(lambda: running_stages(state), timeout=120, what="a running stage")
-    time.sleep(1.0)
-    pids = running_stages(state)
+    lease = tmp_path / "store" / "experiments" / "orch" / "lease.json"
+
+    def training() -> dict[str, int]:
+        return {key: pid for key, pid in running_stages(state).items()
+                if " step " in (state / f"{key}.log").read_text()}
+
+    first = start("run", str(spec), XTRC_WARM_STAGES=warm)
+    pids = wait_until(training, timeout=180, what="a stage training")
     os.kill(first.pid, signal.SIGKILL)  # the loop dies; its stage processes run on
     first.communicate()
-    second = start("run", str(spec))  # adopts them ...
-    time.sleep(4.0)
+    second = start("run", str(spec), XTRC_WARM_STAGES=warm)  # adopts them ...
+    wait_until(lambda: lease.exists() and json.loads(lease.read_text())["pid"] == second.pid, timeout=120,
+               what="the second loop to hold the lease (and so to have adopted the stages)")
+    time.sleep(1.0)
     os.kill(second.pid, signal.SIGKILL)  # ... and dies too, while they still run
     second.communicate()
     assert any(alive(pid) for pid in pids.values()), "the stages should outlive both loops"
-    last = xtrc("run", str(spec))
+    last = xtrc("run", str(spec), XTRC_WARM_STAGES=warm)
     assert last.returncode == 0, last.stderr
     assert store.done_keys() >= set(plan.stages)
-    for key in plan.stages:  # one start per stage across all three loops
-        assert attempts(state / f"{key}.log") == 1, (key, (state / f"{key}.log").read_text()[-2000:])
-    for key in plan.stages:  # and every stage's log reached the store, the last one's too
-        assert (tmp_path / "store" / "stages" / key / "log.txt").read_text().count("=== attempt 1") == 1
+    for key in plan.stages:  # one start per stage across all three loops, and one training
+        log = (state / f"{key}.log").read_text()
+        assert attempts(state / f"{key}.log") == 1, (key, log[-2000:])
+        assert log.count("forked from pid") == (1 if warm == "1" else 0), (key, log[-2000:])
+        trainings = re.findall(r" step (\d+)/\1 ", log)  # each training logs its last step once
+        assert len(trainings) == 1 and "resumed from" not in log and '"status": "busy"' not in log, (key, log[-2000:])
+    for key in plan.stages:  # every stage's results and log reached the store, the last one's too
+        stage_dir = tmp_path / "store" / "stages" / key
+        assert json.loads((stage_dir / "metrics.json").read_text())["status"] == "done"
+        assert (stage_dir / "log.txt").read_text().count("=== attempt 1") == 1
 
 
 def test_a_second_loop_on_one_store_says_who_holds_it_or_waits(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,7 +77,7 @@ def test_a_cancelled_stage_is_not_recorded_as_failed(tmp_path: Path) -> None:
         pool.close()
 
 
-def test_the_local_backend_runs_stages_warm_and_leaves_no_process_behind(tmp_path: Path) -> None:
+def test_the_local_backend_runs_stages_warm_by_default_and_leaves_no_process_behind(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, tiny_spec(
         "warm", tmp_path / "store", seeds=[1], factors={"intermediate": ["none"]}, targets=["panx", "tatoeba"],
         languages={"panx": ["en", "de"], "tatoeba": ["de"]},
@@ -83,7 +85,7 @@ def test_the_local_backend_runs_stages_warm_and_leaves_no_process_behind(tmp_pat
                                "precision": "fp32"}},
         data={"root": "builtin:fixtures/data?train=60&dev=20&test=20&languages=en,de"},
         compute={"gpus": 0, "max_parallel": 2, "retries": 0}))
-    result = xtrc("run", str(spec), timeout=600, env={**os.environ, "XTRC_WARM_STAGES": "1"})
+    result = xtrc("run", str(spec), timeout=600, env={k: v for k, v in os.environ.items() if k != "XTRC_WARM_STAGES"})
     assert result.returncode == 0, result.stderr
     logs = sorted((tmp_path / "store" / ".local-runs").glob("*.log"))
     stage_logs = [p for p in logs if p.name != "warm-server.log"]
@@ -94,3 +96,96 @@ def test_the_local_backend_runs_stages_warm_and_leaves_no_process_behind(tmp_pat
     parent = int(server_log.split("warm parent ")[1].split(":")[0])
     # the parent left with `xtrc run`
     wait_until(lambda: not Path(f"/proc/{parent}").exists(), timeout=10, what="the warm parent to exit", interval=0.1)
+
+
+def test_a_stage_whose_pid_was_never_recorded_never_starts(tmp_path: Path) -> None:
+    """The backend dies between the fork and its record (here: the record fails): that child must
+    not run a stage nobody would adopt, and the parent goes on serving."""
+    pool = WarmPool(tmp_path, runtime_executable())
+    env = dict(os.environ)
+    forked: list[int] = []
+
+    def record_fails(pid: int) -> None:
+        forked.append(pid)
+        raise OSError("disk full")
+
+    try:
+        assert pool.ready_for(env), pool.why_cold
+        with pytest.raises(OSError, match="disk full"):
+            pool.spawn(["--version"], env, tmp_path / "lost.log", tmp_path / "lost.exit", record_fails)
+        [pid] = forked
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10, what="the unrecorded child to end",
+                   interval=0.05)
+        assert "forked from pid" not in ((tmp_path / "lost.log").read_text() if (tmp_path / "lost.log").exists() else "")
+        assert not (tmp_path / "lost.exit").exists()  # no exit code: it never was a stage
+        ok = spawn(pool, ["--version"], env, tmp_path / "ok.log", tmp_path / "ok.exit")
+        assert ok is not None and wait_for(tmp_path / "ok.exit") == "0"
+        assert "xtrc-runtime" in (tmp_path / "ok.log").read_text()
+    finally:
+        pool.close()
+
+
+def test_a_crashing_stage_leaves_its_sibling_and_the_parent_alone(tmp_path: Path) -> None:
+    pool = WarmPool(tmp_path, runtime_executable())
+    env = dict(os.environ)
+    try:
+        pids = {}
+        for name in ("crash", "sibling"):
+            fifo = tmp_path / f"{name}.fifo"
+            os.mkfifo(fifo)
+            pids[name] = spawn(pool, ["run-stage", "--config", str(fifo)], env, tmp_path / f"{name}.log",
+                               tmp_path / f"{name}.exit")
+            wait_forked(tmp_path / f"{name}.log")
+        os.kill(pids["crash"], signal.SIGSEGV)
+        assert wait_for(tmp_path / "crash.exit") == str(-signal.SIGSEGV)
+        assert Path(f"/proc/{pids['sibling']}").exists() and not (tmp_path / "sibling.exit").exists()
+        assert pool.parent_pid is not None and pool.ready_for(env)
+        os.killpg(pids["sibling"], signal.SIGTERM)
+        assert wait_for(tmp_path / "sibling.exit") == str(-signal.SIGTERM)
+    finally:
+        pool.close()
+
+
+CLIENT = """
+import os, sys, time
+from pathlib import Path
+from xtrc.local import runtime_executable
+from xtrc.warm import WarmPool
+tmp = Path(sys.argv[1])
+pool = WarmPool(tmp, runtime_executable())
+env = dict(os.environ)
+assert pool.ready_for(env), pool.why_cold
+pid = pool.spawn(["run-stage", "--config", str(tmp / "fifo")], env, tmp / "stage.log", tmp / "stage.exit")
+print(pid, pool.parent_pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_parent_outlives_a_killed_client_until_its_stage_ends_and_records_its_exit(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        stage, parent = (int(x) for x in client.stdout.readline().split())  # type: ignore[union-attr]
+        wait_forked(tmp_path / "stage.log")
+    finally:
+        os.kill(client.pid, signal.SIGKILL)
+        client.wait()
+    time.sleep(0.5)
+    assert Path(f"/proc/{stage}").exists() and Path(f"/proc/{parent}").exists()
+    assert os.getsid(stage) == stage and os.getsid(parent) == parent  # neither in the client's session
+    with open(tmp_path / "fifo", "w") as f:  # the stage reads its config at last: a configuration error
+        f.write('{"kind": "nonsense"}')
+    assert wait_for(tmp_path / "stage.exit") == "2"
+    # and then the parent left
+    wait_until(lambda: not Path(f"/proc/{parent}").exists(), timeout=10, what="the warm parent to exit", interval=0.1)
+
+
+def test_a_parent_with_threads_refuses_to_fork_and_stages_start_cold(tmp_path: Path) -> None:
+    """OpenBLAS told to use 2 threads starts them at import: the parent says why it will not fork."""
+    pool = WarmPool(tmp_path, runtime_executable())
+    try:
+        assert not pool.ready_for({**os.environ, "OPENBLAS_NUM_THREADS": "2"})
+        assert "unsafe to fork" in pool.why_cold and "threads" in pool.why_cold
+        assert pool.spawn(["--version"], dict(os.environ), tmp_path / "x.log", tmp_path / "x.exit") is None
+    finally:
+        pool.close()
