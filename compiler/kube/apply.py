@@ -13,7 +13,8 @@ import yaml
 
 from xtrc.errors import XtrcError
 from xtrc.kube.backend import KubernetesBackend
-from xtrc.kube.client import EXPERIMENT_LABEL, REQUEST_TIMEOUT, SHARED_FS_ENV, ClusterError, call, is_api_error
+from xtrc.kube.client import (EXPERIMENT_LABEL, REQUEST_TIMEOUT, SHARED_FS_ENV, STRICT, ClusterError, call,
+                              is_api_error)
 from xtrc.plan import Plan
 from xtrc.render import (
     SPEC_HASH_ANNOTATION,
@@ -98,7 +99,7 @@ def apply(plan: Plan, api: Any, manifests: list[Manifest], *, server_dry_run: bo
         target, suffix = _api(api, manifest.kind)
         what = f"{manifest.kind} {namespace}/{manifest.name}"
         created = call(getattr(target, f"create_namespaced_{suffix}"), namespace, body, what=f"create {what}",
-                       ok=(409,), _request_timeout=REQUEST_TIMEOUT, **dry)
+                       ok=(409,), _request_timeout=REQUEST_TIMEOUT, **dry, **STRICT)
         if not is_api_error(created):
             out.append(Applied(manifest.kind, manifest.name, "created"))
             continue
@@ -119,7 +120,7 @@ def _replace_config_map(core: Any, namespace: str, body: dict, what: str, dry: d
         return "unchanged"
     body["metadata"]["resourceVersion"] = current.metadata.resource_version
     call(core.replace_namespaced_config_map, body["metadata"]["name"], namespace, body, what=f"replace {what}",
-         _request_timeout=REQUEST_TIMEOUT, **dry)
+         _request_timeout=REQUEST_TIMEOUT, **dry, **STRICT)
     return "replaced"
 
 
@@ -141,7 +142,7 @@ def _refresh_orchestrator(batch: Any, namespace: str, body: dict, what: str, dry
     deadline = time.monotonic() + 60
     while True:
         result = call(batch.create_namespaced_job, namespace, body, what=f"create {what}", ok=(409,),
-                      _request_timeout=REQUEST_TIMEOUT)
+                      _request_timeout=REQUEST_TIMEOUT, **STRICT)
         if not is_api_error(result):
             return "replaced" if not same else "restarted"
         if time.monotonic() > deadline:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from xtrc.kube.client import (
-    COMPONENT_LABEL, EXPERIMENT_LABEL, REQUEST_TIMEOUT, STAGE_CONTAINER, ClusterError, call, check_store,
+    COMPONENT_LABEL, EXPERIMENT_LABEL, REQUEST_TIMEOUT, STAGE_CONTAINER, STRICT, ClusterError, call, check_store,
     is_api_error,
 )
 from xtrc.kube.reasons import failure_reason, waiting_reason
@@ -161,7 +161,7 @@ class KubernetesBackend:
         """Create the Job; False when one of that name exists (409)."""
         name = body["metadata"]["name"]
         result = call(self.batch.create_namespaced_job, self.namespace, body, what=f"create Job {self.namespace}/{name}",
-                      ok=(409,), _request_timeout=REQUEST_TIMEOUT)
+                      ok=(409,), _request_timeout=REQUEST_TIMEOUT, **STRICT)
         return not is_api_error(result)
 
     def _replace_complete(self, key: str, body: dict) -> bool:

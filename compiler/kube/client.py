@@ -19,6 +19,9 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 STAGE_CONTAINER = "stage"
 CONFIG_ERROR = 2
 REQUEST_TIMEOUT = 30
+STRICT = {"field_validation": "Strict"}
+"""For every create and replace: a field the server does not know is an error, not silently
+dropped (the server's default, Warn, drops it and only warns), so a manifest means what it says."""
 _LOCAL_SCHEMES = ("file", "memory", "local")
 _ATTEMPTS = 4  # API calls retried on throttling, server errors and dropped connections
 

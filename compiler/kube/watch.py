@@ -172,7 +172,7 @@ class Informer(Generic[S]):
                     self._queue.append(("", items))
                     self.error, delay = "", 0.5
                     continue
-                self.error = f"watch {self.what}: {exc.status} {exc.reason}"
+                self.error = f"watch {self.what}: {api_message(exc)}"  # the server's reason, e.g. RBAC's
                 delay = self._pause(delay)
             except (HTTPError, OSError, ValueError) as exc:
                 if self._stop.is_set():

@@ -31,6 +31,14 @@ subresource of Jobs and Pods, pod ``log`` (``follow``, ``tailLines``, ``limitByt
 (NotFound 404, AlreadyExists 409, Conflict 409, Invalid 422, BadRequest 400, Forbidden 403,
 Unauthorized 401, MethodNotAllowed 405, UnsupportedMediaType 415, Gone 410 in watches).
 
+Admission, as a real server does it (tests/kube/admission.py): bodies of built-in kinds are decoded
+against the official client's models, so an unknown field is dropped with a ``Warning`` header
+(``fieldValidation`` Warn, the default, or Ignore) or refused with 400 (Strict), and a value of the
+wrong JSON type is refused with 400; a pod in a namespace labelled
+``pod-security.kubernetes.io/enforce`` (baseline or restricted) that breaks that Pod Security
+Standard is refused with 403 ``violates PodSecurity "restricted:latest": ...`` (a Job's pods
+then show as FailedCreate events); an unlabelled namespace is privileged, a cluster's default.
+
 Things a real server does that this one mirrors on purpose, because client code gets them
 wrong: deleting a batch/v1 Job *without* ``propagationPolicy`` orphans its pods (the real
 default for Jobs; the response carries the same ``Warning`` header); list items carry no
@@ -69,8 +77,10 @@ command element and argument that equals a volumeMount's ``mountPath`` or starts
 ``mountPath + "/"`` has that prefix rewritten to the volume's directory (``subPath`` honoured,
 longest mountPath wins); ``workingDir`` is mapped the same way, and otherwise the process runs
 in a fresh temporary directory. Pods that do not set ``automountServiceAccountToken: false`` get ``KUBECONFIG``
-pointing at this server (standing in for in-cluster configuration); the others have
-``KUBECONFIG`` removed. stdout and stderr together are the container log. Pod phases go
+pointing at this server with their ServiceAccount's own token (standing in for in-cluster
+configuration), and what that token may do is decided by RBAC (tests/kube/rbac.py: the Roles bound
+to the ServiceAccount; 403 Forbidden otherwise); the others have ``KUBECONFIG`` removed. Clients
+holding the cluster's ``token`` are not restricted. stdout and stderr together are the container log. Pod phases go
 Pending -> Running -> Succeeded/Failed with containerStatuses (waiting/running/terminated with
 exitCode and reason; a signal N reads as exit code 128+N; an argv that cannot be executed is
 exit code 128, reason StartError); restartPolicy Always/OnFailure containers restart after a
@@ -79,8 +89,8 @@ process group SIGTERM, then SIGKILL after the grace period. ``FakeCluster.evict`
 ``eviction`` subresource mark the pod DisruptionTarget=True (EvictionByEvictionAPI), kill it
 and leave it Failed (it is not deleted), so a Job's Ignore rule can be seen to work.
 
-Not implemented: authorization (RBAC objects are only stored), admission beyond the
-ServiceAccount check, NetworkPolicy enforcement, the securityContext fields sandbox.py lists
+Not implemented: ClusterRoles and ClusterRoleBindings (a binding to a ClusterRole grants nothing),
+admission beyond the ServiceAccount check and Pod Security Admission, NetworkPolicy enforcement, the securityContext fields sandbox.py lists
 as not modelled (all of it without bubblewrap), CPU/memory accounting and OOM kills, init and sidecar
 containers, probes and readiness gates, indexed Jobs (treated as NonIndexed),
 backoffLimitPerIndex, successPolicy, the Job controller's delay between failed pods, graceful
@@ -118,6 +128,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Container, Iterable
 from urllib.parse import parse_qs, urlsplit
 
+from tests.kube import admission, rbac
 from tests.kube import sandbox as sandbox_module
 
 
@@ -1039,6 +1050,11 @@ def _owned_by(obj: dict, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in _meta(obj).get("ownerReferences") or [])
 
 
+PSA_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+"""A namespace's Pod Security Admission level (privileged, baseline, restricted); without it,
+privileged, as on a cluster without an admission configuration."""
+
+
 class Store:
     """Objects, resourceVersions and watch events. All public methods raise ApiError."""
 
@@ -1154,9 +1170,29 @@ class Store:
             meta["labels"] = dict(labels)
         return []
 
+    def rules_for(self, ns: str, sa_ns: str, sa: str) -> list[dict]:
+        """The rules of every Role in ``ns`` bound to the ServiceAccount ``sa_ns/sa``."""
+        with self.lock:
+            rules: list[dict] = []
+            for (binding_ns, _), binding in self.objects["rolebindings"].items():
+                if binding_ns != ns or not any(
+                        s.get("kind") == "ServiceAccount" and s.get("name") == sa and s.get("namespace") == sa_ns
+                        for s in binding.get("subjects") or []):
+                    continue
+                ref = binding.get("roleRef") or {}
+                role = self.objects["roles"].get((ns, ref.get("name", ""))) if ref.get("kind") == "Role" else None
+                rules += (role or {}).get("rules") or []
+            return rules
+
     def _admit_pod(self, pod: dict) -> None:
         sa = pod["spec"].get("serviceAccountName") or "default"
         ns = pod["metadata"]["namespace"]
+        namespace = self.objects["namespaces"].get(("", ns))
+        level = ((namespace or {}).get("metadata", {}).get("labels") or {}).get(PSA_ENFORCE_LABEL, "privileged")
+        violations = admission.pod_security_violations(pod, level)
+        if violations:
+            raise ApiError(403, "Forbidden", f'pods "{pod["metadata"]["name"]}" is forbidden: violates PodSecurity '
+                           f'"{level}:latest": {", ".join(violations)}', {"name": pod["metadata"]["name"], "kind": "pods"})
         if sa != "default" and (ns, sa) not in self.objects["serviceaccounts"]:
             raise ApiError(403, "Forbidden", f'pods "{pod["metadata"]["name"]}" is forbidden: error looking up service '
                            f'account {ns}/{sa}: serviceaccount "{sa}" not found',
@@ -1517,6 +1553,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-kube-apiserver/1.31"
     server: _HTTPServer
+    service_account: tuple[str, str] | None = None  # the request's ServiceAccount (namespace, name), if any
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         self.server.cluster.request_log.append(format % args)
@@ -1605,7 +1642,10 @@ class _Handler(BaseHTTPRequestHandler):
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             body = self._read_body()
             public = url.path.rstrip("/") in ("/version", "/healthz", "/livez", "/readyz")
-            if cluster.token and not public and self.headers.get("Authorization") != f"Bearer {cluster.token}":
+            auth = self.headers.get("Authorization") or ""
+            self.service_account = cluster.service_account_tokens.get(auth[len("Bearer "):]) \
+                if auth.startswith("Bearer ") else None
+            if self.service_account is None and cluster.token and not public and auth != f"Bearer {cluster.token}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             self._route(method, url.path, query, body)
         except ApiError as exc:
@@ -1684,7 +1724,10 @@ class _Handler(BaseHTTPRequestHandler):
         if res.namespaced and ns is None and (name is not None or method not in ("GET",)):
             raise not_found
         dry_run = self._dry_run(q, body if method == "DELETE" else b"")
-        if watch_path or (method == "GET" and name is None and q.get("watch") in ("true", "1")):
+        watching = watch_path or (method == "GET" and name is None and q.get("watch") in ("true", "1"))
+        if self.service_account is not None:
+            self._authorize(res, ns, name, sub, rbac.verb_of(method, name, watching))
+        if watching:
             if method != "GET" or sub is not None:
                 raise not_found
             if name is not None:
@@ -1702,8 +1745,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {"kind": f"{res.kind}List", "apiVersion": res.api_version,
                                             "metadata": meta, "items": items})
             if method == "POST":
-                obj = store.create(res, ns, self._json_body(body), dry_run)
-                return self.send_json(201, obj)
+                decoded, warnings = self._decode(res, self._json_body(body), q)
+                obj = store.create(res, ns, decoded, dry_run)
+                return self.send_json(201, obj, self._warning_headers(warnings))
             if method == "DELETE":
                 opts = self._delete_options(q, body)
                 gone, warnings = store.delete_collection(res, ns, q.get("labelSelector", ""), q.get("fieldSelector", ""),
@@ -1716,10 +1760,15 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return self.send_json(200, store.get(res, ns, name))
             if method == "PUT":
-                return self.send_json(200, store.replace(res, ns, name, self._json_body(body), sub, dry_run))
+                decoded, warnings = self._decode(res, self._json_body(body), q)
+                return self.send_json(200, store.replace(res, ns, name, decoded, sub, dry_run),
+                                      self._warning_headers(warnings))
             if method == "PATCH":
+                patch, warnings = self._json_body(body), []
+                if isinstance(patch, dict):  # a merge patch is a partial object of the kind
+                    patch, warnings = self._decode(res, patch, q)
                 return self.send_json(200, store.patch(res, ns, name, self.headers.get("Content-Type", ""),
-                                                       self._json_body(body), sub, dry_run))
+                                                       patch, sub, dry_run), self._warning_headers(warnings))
             if method == "DELETE" and sub is None:
                 opts = self._delete_options(q, body)
                 gone, warnings = store.delete(res, ns, name, opts.get("propagationPolicy"), dry_run,
@@ -1740,9 +1789,40 @@ class _Handler(BaseHTTPRequestHandler):
                                         "code": 201})
         raise not_found
 
+    def _authorize(self, res: Resource, ns: str | None, name: str | None, sub: str | None, verb: str) -> None:
+        """A ServiceAccount's request is allowed only by the rules of the Roles bound to it (RBAC)."""
+        sa_ns, sa = self.service_account
+        resource = f"{res.plural}/{sub}" if sub else res.plural
+        rules = self.server.cluster.store.rules_for(ns, sa_ns, sa) if ns is not None else []
+        if not rbac.permits(rules, verb, res.group, resource, name):
+            raise ApiError(403, "Forbidden", rbac.forbidden_message(
+                f"system:serviceaccount:{sa_ns}:{sa}", verb, res.group, resource, name, ns, res.plural),
+                {"name": name or "", "group": res.group, "kind": res.plural})
+
+    @staticmethod
+    def _decode(res: Resource, body: Any, q: dict[str, str]) -> tuple[Any, list[str]]:
+        """The body as the server's decoder leaves it: wrong JSON types refused; unknown fields refused
+        under ``fieldValidation=Strict``, else dropped (with a warning under Warn, the default)."""
+        mode = q.get("fieldValidation") or "Warn"
+        if mode not in ("Ignore", "Warn", "Strict"):
+            raise _bad_request(f'fieldValidation parameter unsupported: "{mode}"; supported values: '
+                               '"Ignore", "Warn", "Strict"')
+        if not isinstance(body, dict):
+            return body, []
+        decoded, unknown, errors = admission.decode(res.kind, body)
+        handled = f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+        if errors:
+            raise _bad_request(handled + errors[0])
+        if unknown and mode == "Strict":
+            raise _bad_request(handled + "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+        return decoded, [f'unknown field "{u}"' for u in unknown] if mode == "Warn" else []
+
     @staticmethod
     def _warning_headers(warnings: list[str]) -> list[tuple[str, str]]:
-        return [("Warning", f'299 - "{w}"') for w in warnings]
+        def quoted(text: str) -> str:  # an RFC 7230 quoted-string, as the server writes it
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        return [("Warning", f"299 - {quoted(w)}") for w in warnings]
 
     def _dry_run(self, q: dict[str, str], body: bytes) -> bool:
         values = [q["dryRun"]] if "dryRun" in q else []
@@ -1895,6 +1975,7 @@ class FakeCluster:
         self.sandboxed = why_not is None
         self.sandbox_unavailable = why_not
         self.shared: list[str] = []
+        self.service_account_tokens: dict[str, tuple[str, str]] = {}  # token -> (namespace, name)
         self.store = Store()
         self.store.kueue_webhook = kueue_webhook
         for ns in ("default", "kube-system", "kube-public"):
@@ -1995,9 +2076,23 @@ class FakeCluster:
 
     # -- clients --------------------------------------------------------------------------------
 
-    def kubeconfig(self, path: str | os.PathLike, namespace: str = "default") -> str:
+    def service_account_kubeconfig(self, namespace: str, name: str) -> str:
+        """A kubeconfig holding the ServiceAccount ``namespace/name``'s own token (what a pod gets):
+        its requests are authorized by RBAC, the Roles bound to it."""
+        assert self.root
+        path = os.path.join(self.root, "serviceaccounts", f"{namespace}.{name}.kubeconfig")
+        with self._traffic_lock:
+            if not os.path.exists(path):
+                token = f"sa-{uuid.uuid4().hex}"
+                self.service_account_tokens[token] = (namespace, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                self.kubeconfig(path, namespace, token=token)
+        return path
+
+    def kubeconfig(self, path: str | os.PathLike, namespace: str = "default", token: str | None = None) -> str:
         """Write a kubeconfig for this server (context ``fake``) and return its path."""
-        user: dict = {"token": self.token} if self.token else {}
+        token = token or self.token
+        user: dict = {"token": token} if token else {}
         config = {
             "apiVersion": "v1", "kind": "Config", "preferences": {}, "current-context": "fake",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
@@ -2202,13 +2297,11 @@ class _Simulator:
         self.event_names: dict[tuple[str, str, str], str] = {}
         self.next_ip = 10
         self.thread: threading.Thread | None = None
-        self.kubeconfig_path = ""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
         assert self.c.root
-        self.kubeconfig_path = self.c.kubeconfig(os.path.join(self.c.root, "kubeconfig"))
         self.store.listeners.append(self._on_change)
         self.thread = threading.Thread(target=self._loop, name="fakekube-sim", daemon=True)
         self.thread.start()
@@ -2591,6 +2684,11 @@ class _Simulator:
 
         return map_path
 
+    def _pod_kubeconfig(self, pod: dict) -> str:
+        """The in-cluster credentials of the pod: its ServiceAccount's token."""
+        return self.c.service_account_kubeconfig(pod["metadata"]["namespace"],
+                                                 pod["spec"].get("serviceAccountName") or "default")
+
     def _try_start(self, pod: dict, run: _PodRun) -> None:
         if run.start_time is None:
             run.start_time, run.start_ts = now_rfc3339(), time.time()
@@ -2612,7 +2710,7 @@ class _Simulator:
                 if automount is False:
                     env.pop("KUBECONFIG", None)
                 else:
-                    env["KUBECONFIG"] = self.kubeconfig_path
+                    env["KUBECONFIG"] = self._pod_kubeconfig(pod)
                 env.update(defined)
                 if c.get("command"):
                     base = [map_path(self._expand(a, defined)) for a in c["command"]]
@@ -2666,7 +2764,8 @@ class _Simulator:
             tmp = os.path.join(run.dir, "tmp", c["name"])
             os.makedirs(tmp, exist_ok=True)
             mounts.append(sandbox_module.Mount("/tmp", tmp, True))
-        mounts.append(sandbox_module.Mount(self.kubeconfig_path, self.kubeconfig_path, False))
+        kubeconfig = self._pod_kubeconfig(pod)
+        mounts.append(sandbox_module.Mount(kubeconfig, kubeconfig, False))
         # The "image" is this machine's Python environment and checkout. Where a checkout lies under
         # a path the pod mounts a volume at (a clone under /tmp, where the pod's scratch goes), it
         # stays visible read-only at its own path, as an image's files would be.

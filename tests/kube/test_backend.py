@@ -26,7 +26,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.kube.apiserver import FakeCluster
+from tests.kube.apiserver import PSA_ENFORCE_LABEL, FakeCluster
 from xtrc.cli import main
 from xtrc.kube import SHARED_FS_ENV, KubernetesBackend, apply_manifests, orchestrator_args
 from xtrc.loader import load
@@ -69,6 +69,8 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.rbac = client.RbacAuthorizationV1Api(api)
         self.net = client.NetworkingV1Api(api)
+        # As a platform team would run ML workloads: Pod Security Admission enforces "restricted".
+        self.core.create_namespace({"metadata": {"name": self.ns, "labels": {PSA_ENFORCE_LABEL: "restricted"}}})
 
     def spec(self, name: str = "exp", *, image: str = FAKE_IMAGE, intermediate: Any = ("none", "mnli"),
              augmentation: Any = ("none",), targets: Any = ("panx",), seeds: Any = (1,), storage: Any = None,
