@@ -59,6 +59,13 @@ def test_delete_stops_the_orchestrator_before_listing_stage_jobs(cluster: FakeCl
         "model": "builtin:tiny-xlmr", "storage": {"uri": f"file://{cluster.share(tmp_path / 'store')}"},
         "targets": ["panx"], "compute": {"gpus": 0, "namespace": ns}}))
     orchestrator = orchestrator_name(experiment)
+    # The stand-in loop runs as the namespace's default ServiceAccount: RBAC lets it manage Jobs.
+    rbac = client.RbacAuthorizationV1Api(cluster.api_client())
+    rbac.create_namespaced_role(ns, {"metadata": {"name": "loop"}, "rules": [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "delete"]}]})
+    rbac.create_namespaced_role_binding(ns, {"metadata": {"name": "loop"}, "roleRef": {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "loop"}, "subjects": [
+        {"kind": "ServiceAccount", "name": "default", "namespace": ns}]})
     batch.create_namespaced_job(ns, {"metadata": {"name": orchestrator, "labels": {
         "xtrc.dev/experiment": experiment, "app.kubernetes.io/component": "orchestrator"}}, "spec": {
         "backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{

@@ -118,7 +118,7 @@ def test_container_runs_under_its_security_context(cluster: FakeCluster, core, b
                             str(Path(__file__).parent): False, "/data": True, "/work/cache": True,
                             "/secret": False, "/dev/shm": True}
     assert out["secret"] == "k1"
-    assert out["cluster_root_entries"] == ["kubeconfig"]  # other pods' volumes are hidden
+    assert out["cluster_root_entries"] == ["serviceaccounts"]  # other pods' volumes are hidden (its token shows)
 
     # A writable root: a fresh /tmp and working directory; this machine's directories stay read-only.
     writable_root = {**RESTRICTED, "readOnlyRootFilesystem": False}
