@@ -12,8 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from xtrc import tasks
+from xtrc.crosscheck import advisories, cross_check
 from xtrc.errors import Issue, SpecError, format_path
-from xtrc.spec import Experiment, advisories, cross_check
+from xtrc.spec import Experiment
 from xtrc.yamlsafe import Document, Loc, YamlError, parse
 
 
@@ -23,7 +24,7 @@ def load(path: str | Path) -> Experiment:
 
 
 def load_with_warnings(path: str | Path) -> tuple[Experiment, list[Issue]]:
-    """``load``, plus what is allowed but risky (spec.advisories), each with FILE:LINE:COL."""
+    """``load``, plus what is allowed but risky (crosscheck.advisories), each with FILE:LINE:COL."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
