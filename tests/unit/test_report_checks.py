@@ -276,3 +276,27 @@ def test_a_wrong_metrics_json_is_caught_at_the_first_check_and_stays_caught(tmp_
         assert cells(report)[("mnli+cs", "xnli")].state == "invalid"
         assert any("en: f1 is 99.0000 in metrics.json" in w for w in report.warnings)
         drop_predictions(plan)
+
+
+def test_the_loop_checks_a_backlog_of_cells_a_few_per_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop started on a store full of unchecked cells keeps passing (and submitting) while it
+    works through them: each pass checks at most CHECKS_PER_PASS cells."""
+    from xtrc import orchestrate
+    from xtrc.results_index import ResultsIndex
+
+    plan = make_plan(tmp_path, ["xnli"], {"xnli": ["en", "de"]})
+    write_store(plan, xnli_records)
+    store = store_of(plan)
+    index = ResultsIndex(store, plan.experiment.metadata.name)
+    done = {key: marker for key, marker in store.done_markers().items() if key in set(plan.cells.values())}
+    monkeypatch.setattr(orchestrate, "CHECKS_PER_PASS", 2)
+    checked: dict[str, str] = {}
+    passes = []
+    while len(checked) < len(done):
+        new = orchestrate._check_new_cells(plan, store, index, done, checked)
+        assert 0 < len(new) <= 2
+        checked.update(new)
+        passes.append(new)
+    assert len(passes) == -(-len(done) // 2) and len(done) > 2
+    index.save()
+    assert all("stamp" in entry for entry in index_entries(plan).values())
