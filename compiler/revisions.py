@@ -31,10 +31,11 @@ from typing import Any, Callable, Literal, Mapping
 from urllib.parse import quote
 
 from xtrc.errors import XtrcError
+from xtrc.store import REVISIONS_FILE
 
 HubKind = Literal["dataset", "model"]
 
-LOCK_FILE = "revisions.json"
+LOCK_FILE = REVISIONS_FILE
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_TIMEOUT = 5.0
 TIMEOUT_ENV = "XTRC_HUB_TIMEOUT"
@@ -205,6 +206,12 @@ class Revisions:
         return {"commits": dict(sorted(self.used.items())), "resolved_now": sorted(self.resolved_now),
                 "unresolved": dict(sorted(self.unresolved.items())), "refused": dict(sorted(self.refused.items())),
                 "lock_problem": self.lock_problem}
+
+    def digest(self) -> str:
+        """A short hash of the commits this plan reads (changes when a refresh moved one)."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(self.used, sort_keys=True).encode()).hexdigest()[:16]
 
     def exit_code(self) -> int:
         """2 when the hub refused an input (fix the spec), 1 when some are unresolved (offline), else 0."""

@@ -14,6 +14,7 @@
     stages/<key>/log.txt           the stage's log, copied when it ends (local runs)
     experiments/<name>/spec.yaml   the spec as applied
     experiments/<name>/lease.json  held by the one orchestration loop of the experiment
+    experiments/<name>/revisions.json  the hub commits the experiment's keys use (xtrc.revisions)
     experiments/<name>/results/    the results index: done cells' metrics and checks, a few shards (a cache)
 """
 
@@ -39,6 +40,7 @@ PREDICTIONS_DIR = "predictions"
 LOG_FILE = "log.txt"
 PROGRESS_FILE = "progress.json"
 LEASE_FILE = "lease.json"
+REVISIONS_FILE = "revisions.json"
 RESULTS_DIR = "results"
 CACHE_DIR = "cache"
 """Content-addressed artefacts shared by stages (e.g. ``cache/tokenizers/<digest>.json``): a

@@ -43,7 +43,7 @@ def apply_command(args: argparse.Namespace) -> int:
         orchestrator = orchestrator_args(f"{SPEC_DIR}/spec.yaml", ns, store=store, image=args.image,
                                          rerun=args.rerun, poll=args.poll)
         manifests = apply_manifests(plan, renderer, spec_text=Path(args.spec).read_text(encoding="utf-8"),
-                                    args=orchestrator, env=orchestrator_env())
+                                    args=orchestrator, env=orchestrator_env(plan))
     if args.dry_run:
         width = max(len(m.kind) for m in manifests)
         print(f"would create in namespace {ns} (dry run: no cluster contacted):")

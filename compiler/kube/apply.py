@@ -36,6 +36,9 @@ _CREATE = {  # kind → (API class, method suffix)
 }
 
 
+REVISIONS_DIGEST_ENV = "XTRC_HUB_REVISIONS_DIGEST"
+
+
 def spec_hash(spec_text: str, args: list[str], env: dict[str, str]) -> str:
     payload = json.dumps({"spec": spec_text, "args": args, "env": env}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -52,9 +55,15 @@ def orchestrator_args(spec_path: str, namespace: str, *, store: str | None, imag
     return args
 
 
-def orchestrator_env() -> dict[str, str]:
-    """Settings the in-cluster loop needs from here (only the shared-filesystem switch)."""
-    return {SHARED_FS_ENV: "1"} if os.environ.get(SHARED_FS_ENV) == "1" else {}
+def orchestrator_env(plan: Plan | None = None) -> dict[str, str]:
+    """Settings the in-cluster loop needs from here: the shared-filesystem switch, and a digest of
+    the hub commits the plan pinned (the loop reads the commits from the store's lock; the digest
+    makes an apply after `--refresh-revisions` replace a running orchestrator that planned with
+    the old ones, as a changed spec does)."""
+    env = {SHARED_FS_ENV: "1"} if os.environ.get(SHARED_FS_ENV) == "1" else {}
+    if plan is not None and plan.revisions is not None and plan.revisions.used:
+        env[REVISIONS_DIGEST_ENV] = plan.revisions.digest()
+    return env
 
 
 def apply_manifests(plan: Plan, renderer: Renderer, *, spec_text: str, args: list[str],

@@ -288,3 +288,17 @@ def test_an_endpoint_with_credentials_is_never_shown(tmp_path: Path, monkeypatch
     plan = _plan(_doc(tmp_path / "store"))
     assert plan.unresolved and "127.0.0.1" in plan.unresolved[0]
     assert "s3cret-pass" not in "".join(plan.unresolved)
+
+
+def test_an_apply_after_a_refresh_replaces_the_running_orchestrator(hub: tuple[FakeHub, Served],
+                                                                      tmp_path: Path) -> None:
+    from xtrc.kube import orchestrator_env, spec_hash
+
+    fake, _ = hub
+    doc = _doc(tmp_path / "store")
+    first = _plan(doc)
+    fake.move("datasets", "google/xtreme")
+    again, refreshed = _plan(doc), _plan(doc, refresh=True)
+    # the orchestrator Job is replaced when its spec hash changes (a changed spec, args or env)
+    assert spec_hash("spec", [], orchestrator_env(again)) == spec_hash("spec", [], orchestrator_env(first))
+    assert spec_hash("spec", [], orchestrator_env(refreshed)) != spec_hash("spec", [], orchestrator_env(first))
