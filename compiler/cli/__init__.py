@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     _spec_args(p)
     p.add_argument("--jobs", type=_at_least(1), metavar="N", help="stages at once (default: compute.max_parallel, "
                    "limited by the GPUs here)")
+    p.add_argument("--cold", action="store_true", help="start each stage as a fresh interpreter instead of "
+                   "forking it from a parent that already imported torch and transformers (the default; "
+                   "XTRC_WARM_STAGES=0 does the same)")
     _wait_arg(p)
     _refresh_arg(p)
 

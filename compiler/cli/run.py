@@ -29,7 +29,7 @@ def run_command(args: argparse.Namespace) -> int:
             console.print(f"[yellow]note:[/] the spec asks for {exp.compute.gpus} GPU(s) per stage and this "
                           "machine has none: stages run on the CPU")
         backend = LocalBackend(store, retries=exp.compute.retries, gpus_per_stage=exp.compute.gpus if gpus else 0,
-                               gpus=gpus)
+                               gpus=gpus, warm=False if args.cold else None)
         jobs = args.jobs or exp.compute.max_parallel
         if backend.gpu_slots is not None:
             jobs = min(jobs, backend.gpu_slots)

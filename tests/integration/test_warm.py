@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import tiny_spec, wait_until, write_spec, xtrc
+from tests.helpers import script, tiny_spec, wait_until, write_spec, xtrc
 from xtrc.local import runtime_executable
 from xtrc.warm import WarmPool
 
@@ -189,3 +189,18 @@ def test_a_parent_with_threads_refuses_to_fork_and_stages_start_cold(tmp_path: P
         assert pool.spawn(["--version"], dict(os.environ), tmp_path / "x.log", tmp_path / "x.exit") is None
     finally:
         pool.close()
+
+
+def test_xtrc_run_cold_starts_plain_processes(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, tiny_spec(
+        "cold", tmp_path / "store", seeds=[1], factors={"intermediate": ["none"]}, targets=["panx"],
+        languages={"panx": ["en", "de"]},
+        training={"defaults": {"learning_rate": 1.0e-3, "batch_size": 16, "epochs": 1, "max_seq_length": 48,
+                               "precision": "fp32"}},
+        data={"root": "builtin:fixtures/data?train=60&dev=20&test=20&languages=en,de"},
+        compute={"gpus": 0, "max_parallel": 2, "retries": 0}))
+    result = script("xtrc", "run", str(spec), "--cold", timeout=600)
+    assert result.returncode == 0, result.stderr
+    state = tmp_path / "store" / ".local-runs"
+    [log] = state.glob("*.log")  # the stage's: no warm parent was started
+    assert "done in" in log.read_text() and "forked from pid" not in log.read_text()
