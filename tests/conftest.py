@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 has_gpu = False
             if not has_gpu:
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+_OBJECT_STORE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                     "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_have_no_object_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test runs as on a machine with no object store at hand, whichever tests ran before it:
+    the S3 test server's session fixture points the AWS environment (and any s3fs instance made
+    meanwhile) at a server that may be down by then, where every s3:// listing of a spec's data
+    would take retries and seconds instead of failing at once for want of credentials."""
+    if "integration" in request.keywords or "e2e" in request.keywords:
+        return
+    for name in _OBJECT_STORE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    s3fs = sys.modules.get("s3fs")
+    if s3fs is not None:
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture
