@@ -81,16 +81,25 @@ def test_the_images_install_of_xtrc_holds_every_module(tmp_path: Path) -> None:
     modules = sorted(
         ".".join((package, *path.relative_to(repo / folder).with_suffix("").parts)).removesuffix(".__init__")
         for folder, package in (("compiler", "xtrc"), ("runtime", "xtrc_runtime"))
-        for path in (repo / folder).rglob("*.py"))
-    check = ("import importlib, json, sys\nfrom importlib import resources\nsite = sys.argv[1]\nbad = {}\n"
-             "for name in sys.argv[2:]:\n"
+        for path in (repo / folder).rglob("*.py") if path.name != "__main__.py")  # importing one runs it
+    runnable = sorted(  # `python -m xtrc.cli`: found in the install, not run
+        ".".join((package, *path.relative_to(repo / folder).with_suffix("").parts))
+        for folder, package in (("compiler", "xtrc"), ("runtime", "xtrc_runtime"))
+        for path in (repo / folder).rglob("__main__.py"))
+    check = ("import importlib, importlib.util, json, sys\nfrom importlib import resources\nsite = sys.argv[1]\nbad = {}\n"
+             "cut = sys.argv.index('--')\nmodules, runnable = sys.argv[2:cut], json.loads(sys.argv[cut + 1])\n"
+             "for name in modules:\n"
              "    try:\n        module = importlib.import_module(name)\n"
              "        if not module.__file__.startswith(site): bad[name] = 'imported from ' + module.__file__\n"
              "    except Exception as exc:\n        bad[name] = f'{type(exc).__name__}: {exc}'\n"
+             "for name in runnable:\n"
+             "    spec = importlib.util.find_spec(name)\n"
+             "    if spec is None or not spec.origin.startswith(site): bad[name] = 'not installed'\n"
              "charts = sorted(p.name for p in resources.files('xtrc.charts').iterdir() if p.name.endswith('.j2'))\n"
              "print(json.dumps({'bad': bad, 'charts': charts}))")
     env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", check, str(site), *modules], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", check, str(site), *modules, "--", json.dumps(runnable)],
+                            capture_output=True, text=True,
                             timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
