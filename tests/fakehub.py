@@ -20,8 +20,10 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from tests.helpers import LoopbackServer
 
 
 def sha_of(text: str) -> str:
@@ -154,16 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class Served:
+class Served(LoopbackServer):
     """A FakeHub on 127.0.0.1 in a thread; ``endpoint`` is what HF_ENDPOINT names."""
 
     def __init__(self, hub: FakeHub):
-        handler = type("Handler", (_Handler,), {"hub": hub})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(type("Handler", (_Handler,), {"hub": hub}))

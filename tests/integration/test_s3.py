@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import LoopbackServer
 from xtrc.store import Store
 from xtrc_runtime.storage import StageStore, storage_options
 
@@ -382,14 +383,11 @@ class SlashOnlyGateway:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.loopback = LoopbackServer(Handler)
+        self.endpoint = self.loopback.endpoint
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.loopback.close()
 
 
 @pytest.mark.parametrize("mode", ["refuse", "slash"])

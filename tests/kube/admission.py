@@ -202,7 +202,8 @@ def pod_security_violations(pod: dict, level: str) -> list[str]:
         out.append(f"hostPath volumes (volume{'s' if len(host_paths) > 1 else ''} {_quoted(host_paths)})")
     ports = [(c.get("name", ""), p["hostPort"]) for c in containers for p in c.get("ports") or [] if p.get("hostPort")]
     if ports:
-        out.append(f"hostPort ({', '.join(f'container {n!r} uses hostPort {p}' for n, p in ports)})".replace("'", '"'))
+        uses = ", ".join('container "%s" uses hostPort %s' % (n, p) for n, p in ports)
+        out.append(f"hostPort ({uses})")
     apparmor = [n for n, c in ctx.items() if (c.get("appArmorProfile") or {}).get("type") == "Unconfined"]
     if (pod_ctx.get("appArmorProfile") or {}).get("type") == "Unconfined" or apparmor:
         out.append("appArmorProfile (pod or containers must not set appArmorProfile.type to \"Unconfined\")")

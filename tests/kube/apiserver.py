@@ -1984,6 +1984,7 @@ class FakeCluster:
         self.errors: list[str] = []  # tracebacks of bugs in this fake (answered 500); tests may assert it is empty
         self.traffic: collections.Counter[str] = collections.Counter()  # requests by verb, bytes of bodies sent
         self._traffic_lock = threading.Lock()
+        self._accounts_lock = threading.Lock()  # ServiceAccount tokens and their kubeconfigs
         self.root: str | None = None
         self.port = 0
         self._server: _HTTPServer | None = None
@@ -2081,7 +2082,7 @@ class FakeCluster:
         its requests are authorized by RBAC, the Roles bound to it."""
         assert self.root
         path = os.path.join(self.root, "serviceaccounts", f"{namespace}.{name}.kubeconfig")
-        with self._traffic_lock:
+        with self._accounts_lock:
             if not os.path.exists(path):
                 token = f"sa-{uuid.uuid4().hex}"
                 self.service_account_tokens[token] = (namespace, name)
