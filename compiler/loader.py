@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from xtrc import tasks
 from xtrc.crosscheck import advisories, cross_check
 from xtrc.errors import Issue, SpecError, format_path
-from xtrc.spec import Experiment
+from xtrc.spec import CREDENTIAL_WORDS, HUB_TOKEN_KEY, Experiment
 from xtrc.yamlsafe import Document, Loc, YamlError, parse
 
 
@@ -106,11 +106,29 @@ def _issue_from_pydantic(err: Any, doc: Document, filename: str) -> Issue:
     if kind == "extra_forbidden":
         allowed = _fields_at(Experiment, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if allowed else []
+        secret_field = None if close else _secret_field_for(loc)  # `secrets:` is a typo, not a credential
+        if secret_field:
+            return _issue(doc, filename, loc, f"'{loc[-1]}' looks like a credential, and credentials never go in a "
+                          f"spec: put it in a Kubernetes Secret and name the Secret in {secret_field}", key=True)
         hint = f"; did you mean {close[0]!r}?" if close else (f"; allowed: {', '.join(allowed)}" if allowed else "")
         return _issue(doc, filename, loc, f"unknown field{hint}", key=True)
     if kind == "missing":
         return _issue(doc, filename, loc, "required field is missing")
     return _issue(doc, filename, loc, _message(err))
+
+
+def _secret_field_for(loc: Loc) -> str | None:
+    """For an unknown key that looks like a credential (``hub.token``, ``storage.password``,
+    ``hf_token``): the field that names the Secret it belongs in."""
+    name = str(loc[-1]).lower() if loc else ""
+    if not any(word in name for word in CREDENTIAL_WORDS):
+        return None
+    section = loc[0] if len(loc) > 1 else None
+    if section == "storage":
+        return "storage.secret"
+    if section == "hub" or (section is None and ("token" in name or "hf" in name)):
+        return f"hub.secret (key '{HUB_TOKEN_KEY}')"
+    return None
 
 
 def _message(err: Any) -> str:

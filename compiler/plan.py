@@ -110,7 +110,8 @@ def build(exp: Experiment, *, fingerprint: bool = True, revisions: Revisions | N
     store = normalize_uri(exp.storage.uri)
     fingerprinter = Fingerprinter(store, dict(exp.storage.options)) if fingerprint else None
     if fingerprint and revisions is None:
-        revisions = Revisions.from_env(pins=dict(exp.data.revisions), model_revision=exp.model_revision)
+        revisions = Revisions.from_env(pins=dict(exp.data.revisions), model_revision=exp.model_revision,
+                                       hub_endpoint=exp.hub.endpoint)
     common: dict[str, Any] = {
         "model": exp.model,
         "salt": exp.salt,
@@ -446,7 +447,7 @@ def build_pinned(exp: Experiment, store: Any | None, *, refresh: bool = False) -
     every one again; without a store the lock is neither read nor written."""
     from xtrc.revisions import read_lock, write_lock
     revisions = Revisions.from_env(pins=dict(exp.data.revisions), model_revision=exp.model_revision,
-                                   refresh=refresh,
+                                   hub_endpoint=exp.hub.endpoint, refresh=refresh,
                                    lock_reader=(lambda: read_lock(store, exp.metadata.name)) if store else None)
     plan = build(exp, revisions=revisions)
     if store is not None and revisions.fresh:

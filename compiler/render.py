@@ -22,12 +22,17 @@ import yaml
 
 from xtrc.errors import XtrcError
 from xtrc.plan import Plan
-from xtrc.spec import image_digest
+from xtrc.spec import HUB_TOKEN_KEY, Hub, image_digest
 from xtrc.stage import IMAGE_ENV, StageConfig
 
 TEMPLATES = ("stage-job.yaml.j2", "networkpolicy.yaml.j2", "orchestrator.yaml.j2")
 CONFIG_ERROR_EXIT_CODE = 2
 SECRET_MOUNT = "/var/run/secrets/xtrc/storage"
+HUB_SECRET_MOUNT = "/var/run/secrets/xtrc/hub"
+"""Where pods mount ``hub.secret`` (its key ``token`` only), read-only; HF_TOKEN_PATH names the file.
+A file rather than an env ``secretKeyRef``: it reaches only what opens it, not the environment of
+every child process, crash report and ``/proc/<pid>/environ``, as the storage Secret's files do."""
+HUB_TOKEN_FILE = f"{HUB_SECRET_MOUNT}/{HUB_TOKEN_KEY}"
 SPEC_DIR = "/etc/xtrc"
 """Where the orchestrator Job mounts the spec's ConfigMap (``<SPEC_DIR>/spec.yaml``)."""
 ORCHESTRATOR_FINAL_EXIT_CODES = (2, 3)
@@ -108,6 +113,14 @@ RENDER_NOTE = """\
 # --ready-only` prints only the stages that can start now (their upstream stages are done in the store).
 """
 """The comment `xtrc render` prints above its documents."""
+
+
+def hub_env(hub: Hub) -> dict[str, str]:
+    """What a pod's environment says about the hub: where the token file is, which endpoint (never the token)."""
+    env = {"HF_TOKEN_PATH": HUB_TOKEN_FILE} if hub.secret else {}
+    if hub.endpoint:
+        env["HF_ENDPOINT"] = hub.endpoint
+    return env
 
 
 def default_charts_dir() -> Path:
@@ -252,10 +265,12 @@ class _PlanContext:
             "compute": self.compute,
             "image": exp.image,
             "pod_uid": POD_UID,
-            "pod_env": [{"name": k, "value": v} for k, v in {**POD_ENV, IMAGE_ENV: exp.image}.items()],
+            "pod_env": [{"name": k, "value": v}
+                        for k, v in {**POD_ENV, IMAGE_ENV: exp.image, **hub_env(exp.hub)}.items()],
             "scratch_mounts": list(SCRATCH_MOUNTS),
             "secret": exp.storage.secret,
             "secret_mount": SECRET_MOUNT,
+            **self.hub_volume,
             "config_error_exit_code": CONFIG_ERROR_EXIT_CODE,
             "tolerations": [_toleration(t.model_dump(exclude_none=True)) for t in self.compute.tolerations],
             "image_pull_secrets": [{"name": s} for s in self.compute.image_pull_secrets],
@@ -263,6 +278,12 @@ class _PlanContext:
             "requests": {"cpu": self.compute.cpu, "memory": self.compute.memory, **gpu},
             "limits": {"cpu": self.compute.cpu, "memory": self.compute.memory, **gpu},
         }
+
+    @cached_property
+    def hub_volume(self) -> dict[str, Any]:
+        """The hub Secret's volume: only its token key, as the file HUB_TOKEN_FILE."""
+        return {"hub_secret": self.plan.experiment.hub.secret, "hub_secret_mount": HUB_SECRET_MOUNT,
+                "hub_secret_items": [{"key": HUB_TOKEN_KEY, "path": HUB_TOKEN_KEY}]}
 
     def labels(self, stage: StageConfig | None = None) -> dict[str, str]:
         labels = {
@@ -292,6 +313,7 @@ class _PlanContext:
         variables = dict(POD_ENV)
         if secret:
             variables["XTRC_STORAGE_SECRET_DIR"] = SECRET_MOUNT
+        variables.update(hub_env(self.plan.experiment.hub))
         variables.update(env)
         return {
             "compute": self.compute,
@@ -311,6 +333,7 @@ class _PlanContext:
             "env": [{"name": k, "value": v} for k, v in variables.items()],
             "secret": secret,
             "secret_mount": SECRET_MOUNT,
+            **self.hub_volume,
             "image_pull_secrets": [{"name": s} for s in self.compute.image_pull_secrets],
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"memory": "1Gi"},

@@ -11,8 +11,11 @@ key. So the planner resolves each one, once, to the commit it points at, through
 Later plans, restarts, the in-cluster orchestrator and every pod use the pinned sha, whatever
 the hub did since; ``--refresh-revisions`` resolves again (and so gives moved inputs new keys).
 A 40-hex sha given in the spec (``model_revision``, ``data.revisions``) is used as is, with no
-request. ``HF_ENDPOINT`` names the hub (default https://huggingface.co), ``HF_TOKEN`` its token:
-the token is sent, never written anywhere. Offline (``HF_HUB_OFFLINE=1``, or the endpoint does
+request. The hub is ``HF_ENDPOINT`` when set (a process-level override, as for the hub library),
+else the spec's ``hub.endpoint``, else https://huggingface.co. Its token is ``HF_TOKEN`` when set,
+else the file at ``HF_TOKEN_PATH`` (where the orchestrator pod mounts ``hub.secret``; default
+``$HF_HOME/token``, where ``hf auth login`` writes it), the order huggingface_hub reads them in:
+the token is sent, never written or shown anywhere. Offline (``HF_HUB_OFFLINE=1``, or the endpoint does
 not answer within ``XTRC_HUB_TIMEOUT`` seconds, default 5) a revision that is not pinned stays
 unresolved: commands that only show keys say so, commands that run stages refuse.
 """
@@ -52,8 +55,41 @@ def pin_name(kind: HubKind, repo: str, revision: str | None) -> str:
     return f"{kind}s/{repo}@{revision or 'main'}"
 
 
-def endpoint() -> str:
-    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+TOKEN_PATH_ENV = "HF_TOKEN_PATH"
+
+
+def endpoint(spec_endpoint: str | None = None) -> str:
+    """The hub's base URL: ``HF_ENDPOINT``, else the spec's ``hub.endpoint``, else the public hub."""
+    return (os.environ.get("HF_ENDPOINT") or spec_endpoint or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def token_path() -> str:
+    """Where huggingface_hub reads its token file: ``HF_TOKEN_PATH``, else ``$HF_HOME/token``."""
+    if os.environ.get(TOKEN_PATH_ENV):
+        return os.path.expanduser(os.environ[TOKEN_PATH_ENV])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
+    return os.path.join(os.path.expanduser(home), "token")
+
+
+def hub_token() -> tuple[str | None, str]:
+    """The hub token and where it came from (for messages; never the value): ``HF_TOKEN``, else the
+    file at :func:`token_path`. A token file named by ``HF_TOKEN_PATH`` that exists but cannot be read
+    is an error (a Secret mounted with the wrong mode); an absent file means no token."""
+    if os.environ.get("HF_TOKEN", "").strip():
+        return os.environ["HF_TOKEN"].strip(), "HF_TOKEN"
+    path = token_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, UnicodeDecodeError) as exc:
+        if os.environ.get(TOKEN_PATH_ENV):
+            raise XtrcError(f"{TOKEN_PATH_ENV}={path}: cannot read the hub token ({type(exc).__name__}); make the "
+                            "file readable by this user, or unset HF_TOKEN_PATH") from None
+        return None, ""
+    return (text, f"the file {path}") if text else (None, "")
 
 
 def _shown(url: str) -> str:
@@ -75,7 +111,7 @@ class _Refused(Exception):
 
 
 def resolve(kind: HubKind, repo: str, revision: str, *, token: str | None, timeout: float,
-            base: str | None = None) -> str:
+            base: str | None = None, token_source: str = "HF_TOKEN") -> str:
     """The commit sha ``revision`` of hub ``repo`` points at now (one request)."""
     url = revision_url(kind, repo, revision, base)
     headers = {"Accept": "application/json", "User-Agent": "xtrc"}
@@ -94,8 +130,9 @@ def resolve(kind: HubKind, repo: str, revision: str, *, token: str | None, timeo
             raise _Refused(f"{what}: the {kind} has no revision {revision!r}; name a branch, tag or commit "
                            "sha it has") from None
         if code == "GatedRepo" or exc.code in (401, 403):
-            need = ("the token in HF_TOKEN has no access to it: accept its terms on the hub, or use another "
-                    "token") if token else "it is gated or private: set HF_TOKEN to a token with access"
+            need = (f"the token in {token_source} has no access to it: accept its terms on the hub, or use "
+                    "another token") if token else ("it is gated or private: set HF_TOKEN (or HF_TOKEN_PATH) to a "
+                                                   "token with access, and name its Secret in hub.secret for the pods")
             raise _Refused(f"{what}: HTTP {exc.code}, {need}") from None
         if exc.code == 404:
             raise _Refused(f"{what}: no such {kind} on {_shown(base or endpoint())} (a typo? a private repository needs "
@@ -126,6 +163,10 @@ class Revisions:
     """Resolve every revision again, ignoring the lock."""
     online: bool = True
     token: str | None = field(default=None, repr=False)
+    token_source: str = ""
+    """Where the token came from (HF_TOKEN or a file), for messages."""
+    base: str | None = None
+    """The hub's base URL (:func:`endpoint`); None: HF_ENDPOINT or the public hub, read per request."""
     timeout: float = DEFAULT_TIMEOUT
     lock_reader: Callable[[], dict[str, dict[str, Any]]] | None = field(default=None, repr=False)
     """Reads the store's lock, on the first hub input that needs it (plans without any read no lock)."""
@@ -144,13 +185,16 @@ class Revisions:
     _down: str | None = None
 
     @classmethod
-    def from_env(cls, **kwargs: Any) -> Revisions:
+    def from_env(cls, *, hub_endpoint: str | None = None, **kwargs: Any) -> Revisions:
+        """Settings from the environment; ``hub_endpoint`` is the spec's ``hub.endpoint`` (HF_ENDPOINT wins)."""
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
         try:
             timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
         except ValueError:
             raise XtrcError(f"{TIMEOUT_ENV} must be a number of seconds") from None
-        revisions = cls(online=not offline, token=os.environ.get("HF_TOKEN") or None, timeout=timeout, **kwargs)
+        token, source = hub_token() if not offline else (None, "")
+        revisions = cls(online=not offline, token=token, token_source=source, timeout=timeout,
+                        base=endpoint(hub_endpoint) if hub_endpoint else None, **kwargs)
         if offline:
             revisions._down = "offline: HF_HUB_OFFLINE is set"
         return revisions
@@ -188,7 +232,8 @@ class Revisions:
             self.unresolved[name] = self._down
             return None
         try:
-            sha = resolve(kind, repo, revision, token=self.token, timeout=self.timeout)
+            sha = resolve(kind, repo, revision, token=self.token, timeout=self.timeout, base=self.base,
+                          token_source=self.token_source)
         except _Down as exc:
             self._down = str(exc) if "cannot reach" in str(exc) else None  # one timeout for the whole plan
             self.unresolved[name] = str(exc)

@@ -44,7 +44,8 @@ MAX_LABEL = 63
 """Kubernetes caps label values, and the name part of label keys and resource names, at 63 characters."""
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 STORE_SCHEMES = ("file", "s3", "gs", "gcs", "az", "abfs", "memory")
-_CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "sas")
+CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential", "sas")
+"""Words that make an option or field name look like a credential (which never goes in a spec)."""
 
 BUILTIN_MODELS = ("builtin:tiny-xlmr",)
 BUILTIN_FIXTURES = "builtin:fixtures"
@@ -192,7 +193,7 @@ class Metadata(_Model):
 _AZURE_SCHEMES = ("az", "abfs", "abfss")  # az://container@account/...: the '@' names an account
 
 
-def _no_credentials_in_url(value: Any) -> Any:
+def _no_credentials_in_url(value: Any, *, secret_field: str = "storage.secret") -> Any:
     """Refuse ``scheme://user:password@host``: a spec travels in ConfigMaps, Job annotations and logs."""
     if not isinstance(value, str) or "://" not in value:
         return value
@@ -205,8 +206,8 @@ def _no_credentials_in_url(value: Any) -> Any:
         raise PydanticCustomError(
             "credential_in_spec",
             "'{userinfo}@' in a URL is a credential, and credentials never go in a spec: remove it and put "
-            "the credentials in a Kubernetes Secret named in storage.secret",
-            {"userinfo": userinfo.split(":", 1)[0] + (":…" if ":" in userinfo else "")},
+            "the credentials in a Kubernetes Secret named in {secret_field}",
+            {"userinfo": userinfo.split(":", 1)[0] + (":…" if ":" in userinfo else ""), "secret_field": secret_field},
         )
     return value
 
@@ -223,7 +224,7 @@ def _store_uri(value: str) -> str:
 
 
 def _not_a_credential(key: str) -> str:
-    if any(word in key.lower() for word in _CREDENTIAL_WORDS):
+    if any(word in key.lower() for word in CREDENTIAL_WORDS):
         raise PydanticCustomError(
             "credential_in_spec",
             "option '{key}' looks like a credential; credentials never go in a spec: "
@@ -244,6 +245,41 @@ class Storage(_Model):
                   Annotated[str | int | float | bool, AfterValidator(_no_credentials_in_url)]] = Field(
         default_factory=dict, description="Non-secret fsspec options, e.g. endpoint_url."
     )
+
+
+HUB_TOKEN_KEY = "token"
+"""The key of ``hub.secret`` that holds the hub token (mounted as the file ``token``, read through HF_TOKEN_PATH)."""
+
+
+def _hub_endpoint(value: str) -> str:
+    """A hub (or mirror) base URL: http(s)://host[:port][/path], nothing that could carry a credential."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a malformed port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+        raise PydanticCustomError(
+            "hub_endpoint", "'{value}' is not a hub URL; write https://host[:port][/path] (http:// for a mirror "
+            "inside the cluster's network)", {"value": value})
+    _no_credentials_in_url(value, secret_field="hub.secret")
+    if parts.query or parts.fragment:
+        raise PydanticCustomError(
+            "credential_in_spec", "a hub endpoint takes no '?query' or '#fragment' (a token there would travel "
+            "with the spec): remove it and put the token in a Kubernetes Secret named in hub.secret", {})
+    return value.rstrip("/")
+
+
+class Hub(_Model):
+    """How stage pods and the orchestrator reach the Hugging Face hub: a token by Secret reference, a mirror."""
+
+    secret: DnsSubdomain | None = Field(
+        None, description=f"Kubernetes Secret holding the hub token under the key '{HUB_TOKEN_KEY}' "
+        f"(kubectl create secret generic NAME --from-file={HUB_TOKEN_KEY}=PATH): mounted read-only into stage "
+        "and orchestrator pods, which find it through HF_TOKEN_PATH. The token itself never goes in a spec.")
+    endpoint: Annotated[str, AfterValidator(_hub_endpoint)] | None = Field(
+        None, description="The hub's base URL (a mirror), set as HF_ENDPOINT in every pod; default "
+        "https://huggingface.co. HF_ENDPOINT in xtrc's own environment overrides it for plan-time resolution.")
 
 
 class TrainingOverrides(_Model):
@@ -549,6 +585,8 @@ class Experiment(_Model):
     """Container image every stage (and the in-cluster orchestrator) runs."""
     storage: Storage
     """Where checkpoints, metrics and predictions live: the store."""
+    hub: Hub = Hub()
+    """Access to the Hugging Face hub: its token by Secret reference, and an optional mirror."""
     seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**31)]], Field(min_length=1, max_length=100),
                      AfterValidator(_unique_seeds)] = Field(default_factory=lambda: [1])
     """Fine-tuning seeds; every arm runs every target once per seed."""

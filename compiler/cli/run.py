@@ -34,6 +34,8 @@ def run_command(args: argparse.Namespace) -> int:
         if backend.gpu_slots is not None:
             jobs = min(jobs, backend.gpu_slots)
         backend.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+        if exp.hub.endpoint and not os.environ.get("HF_ENDPOINT"):  # the stages read where the plan resolved
+            backend.env["HF_ENDPOINT"] = exp.hub.endpoint
         done = patiently(store.done_keys, "reading the store", console)
         backend.retry_failed(set(plan.stages) - done)  # a new run tries again what failed before
         backend = checked_backend(plan, done, backend, lambda text: console.print(text, markup=False, highlight=False))

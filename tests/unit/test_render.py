@@ -170,11 +170,17 @@ def test_jobs_carry_security_and_scheduling_fields(name: str) -> None:
             assert QUEUE_LABEL not in spec["template"]["metadata"]["labels"]
 
         secret_volumes = [v for v in pod["volumes"] if "secret" in v]
-        if exp.storage.secret:
-            assert [v["secret"]["secretName"] for v in secret_volumes] == [exp.storage.secret]
-            assert secret_volumes[0]["name"] in mounts.values()
+        assert [v["secret"]["secretName"] for v in secret_volumes] == \
+            [s for s in (exp.storage.secret, exp.hub.secret) if s]
+        assert all(v["name"] in mounts.values() for v in secret_volumes)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        if exp.hub.secret:
+            [hub] = [v for v in secret_volumes if v["secret"]["secretName"] == exp.hub.secret]
+            assert hub["secret"]["items"] == [{"key": "token", "path": "token"}]
+            assert mounts[env["HF_TOKEN_PATH"].rsplit("/", 1)[0]] == hub["name"]
         else:
-            assert secret_volumes == []
+            assert "HF_TOKEN_PATH" not in env
+        assert "HF_TOKEN" not in env and env.get("HF_ENDPOINT") == exp.hub.endpoint
         assert "envFrom" not in container
         for env in container["env"]:
             assert "secretKeyRef" not in env.get("valueFrom", {}), env

@@ -26,7 +26,7 @@ TOKEN = "hf_test_token_0123456789"
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeHub, Served]]:
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[FakeHub, Served]]:
     fake = FakeHub(token=TOKEN)
     fake.add("models", MODEL)
     fake.add("datasets", "google/xtreme")
@@ -34,6 +34,8 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeHub, Served]]:
     served = Served(fake)
     monkeypatch.setenv("HF_ENDPOINT", served.endpoint)
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no login token of this machine's user
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield fake, served
     served.close()
@@ -157,6 +159,61 @@ def test_unknown_revision_and_gated_repository_say_what_to_do(
     assert any("no such model" in p for p in typo)
 
 
+def test_the_token_file_at_hf_token_path_is_sent_and_hf_token_wins(
+        hub: tuple[FakeHub, Served], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the orchestrator pod the token is hub.secret's file at HF_TOKEN_PATH, not an env variable."""
+    fake, _ = hub
+    fake.add("models", "org/gated", gated=True)
+    token_file = tmp_path / "secret" / "token"
+    token_file.parent.mkdir()
+    token_file.write_text(TOKEN + "\n")  # `kubectl create secret --from-file` keeps a trailing newline
+    monkeypatch.setenv("HF_TOKEN_PATH", str(token_file))
+    gated = _doc(tmp_path / "a", model="org/gated")
+    assert _plan(gated).unresolved == []
+    assert fake.requests[-1][1] == f"Bearer {TOKEN}"
+
+    monkeypatch.setenv("HF_TOKEN", "hf_other_token_of_the_environment")  # the environment wins, as for the hub library
+    refused = _plan(_doc(tmp_path / "b", model="org/gated")).unresolved
+    assert fake.requests[-1][1] == "Bearer hf_other_token_of_the_environment"
+    assert any("the token in HF_TOKEN has no access" in p for p in refused), refused
+    monkeypatch.delenv("HF_TOKEN")
+
+    token_file.write_text("hf_revoked_token")
+    refused = _plan(_doc(tmp_path / "c", model="org/gated")).unresolved
+    assert any(f"the token in the file {token_file} has no access" in p for p in refused), refused
+    assert not any("hf_revoked_token" in p for p in refused)
+
+
+def test_the_login_token_under_hf_home_is_used_and_an_unreadable_token_path_is_an_error(
+        hub: tuple[FakeHub, Served], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xtrc.errors import XtrcError
+
+    fake, _ = hub
+    fake.add("models", "org/gated", gated=True)
+    (tmp_path / "hf-home").mkdir()
+    (tmp_path / "hf-home" / "token").write_text(TOKEN)  # where `hf auth login` writes it
+    assert _plan(_doc(tmp_path / "a", model="org/gated")).unresolved == []
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path))  # a directory: a mount gone wrong
+    with pytest.raises(XtrcError, match="HF_TOKEN_PATH=.*cannot read the hub token"):
+        _plan(_doc(tmp_path / "b", model="org/gated"))
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "absent"))  # no file: no token, as for the hub library
+    assert any("gated or private" in p for p in _plan(_doc(tmp_path / "c", model="org/gated")).unresolved)
+
+
+def test_the_specs_hub_endpoint_is_asked_unless_hf_endpoint_overrides_it(
+        hub: tuple[FakeHub, Served], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake, served = hub
+    monkeypatch.delenv("HF_ENDPOINT")
+    doc = _doc(tmp_path / "a", hub={"endpoint": served.endpoint})
+    plan = _plan(doc)
+    assert plan.unresolved == [] and fake.requests
+    # HF_ENDPOINT here overrides the spec (a laptop outside the cluster's network reaches another
+    # mirror of the same hub); the pods still get hub.endpoint.
+    monkeypatch.setenv("HF_ENDPOINT", _closed_port())
+    offline = _plan(_doc(tmp_path / "b", hub={"endpoint": served.endpoint}))
+    assert offline.unresolved and all("offline: cannot reach http://127.0.0.1" in p for p in offline.unresolved)
+
+
 def test_a_hub_that_does_not_answer_costs_one_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     listener = socket.socket()  # accepts connections (the kernel does), never answers
     listener.bind(("127.0.0.1", 0))
@@ -225,8 +282,8 @@ def test_the_runtime_reads_the_pinned_commit() -> None:
 
 def xtrc(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The installed `xtrc` with its own cache, no token or offline flag but what ``env`` gives."""
-    full = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE")}
-    full.update(XTRC_CACHE=str(home / "cache"), XTRC_KUBE_SHARED_FILESYSTEM="1", **env)
+    full = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE")}
+    full.update(XTRC_CACHE=str(home / "cache"), HF_HOME=str(home / "hf-home"), XTRC_KUBE_SHARED_FILESYSTEM="1", **env)
     return script("xtrc", *args, timeout=120, env=full)
 
 

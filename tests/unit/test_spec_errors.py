@@ -366,6 +366,24 @@ CASES: list[Case] = [
             aws_secret_access_key: hunter2
         targets: [xnli]
     """), 9, 5, "storage.options.aws_secret_access_key", "looks like a credential"),
+    Case("hub-token-in-spec", MINIMAL + dedent("""\
+        hub:
+          token: hf_abcdefgh
+    """), 9, 3, "hub.token", "credentials never go in a spec: put it in a Kubernetes Secret and name the Secret "
+       "in hub.secret (key 'token')"),
+    Case("hub-token-at-top-level", MINIMAL + "hf_token: hf_abcdefgh\n", 8, 1, "hf_token",
+         "name the Secret in hub.secret"),
+    Case("hub-secret-typo-is-a-typo", MINIMAL + "hub: {secrets: hf}\n", 8, 7, "hub.secrets",
+         "unknown field; did you mean 'secret'?"),
+    Case("hub-endpoint-with-credentials", MINIMAL + "hub: {endpoint: 'https://me:hf_abc@mirror.example.org'}\n",
+         8, 17, "hub.endpoint", "'me:…@' in a URL is a credential, and credentials never go in a spec: remove it "
+         "and put the credentials in a Kubernetes Secret named in hub.secret"),
+    Case("hub-endpoint-with-query", MINIMAL + "hub: {endpoint: 'https://mirror.example.org/?token=abc'}\n",
+         8, 17, "hub.endpoint", "a hub endpoint takes no '?query' or '#fragment'"),
+    Case("hub-endpoint-not-http", MINIMAL + "hub: {endpoint: 's3://mirror/hf'}\n", 8, 17, "hub.endpoint",
+         "'s3://mirror/hf' is not a hub URL; write https://host[:port][/path]"),
+    Case("hub-secret-not-a-name", MINIMAL + "hub: {secret: hf_abcdefgh}\n", 8, 15, "hub.secret",
+         "must be a DNS-1123 name"),
     Case("bad-memory-quantity", dedent("""\
         apiVersion: xtrc.dev/v1alpha1
         kind: Experiment
