@@ -19,12 +19,15 @@ A stage's output depends on the bytes it reads, not only on their names, so its 
 Each root is listed once per plan (one ``find`` with details), whatever the number of stages.
 A root that cannot be listed (no credentials, offline) is fingerprinted by its path alone and
 named in ``Fingerprinter.unlisted``: such keys are provisional, so commands that run stages
-refuse them, and the others warn.
+refuse them, and the others warn. When a store's endpoint cannot be reached at all, the other
+roots on it are not tried: each try waits out the client's own retries (seconds per root), and
+an offline ``xtrc plan`` or ``apply --dry-run`` would otherwise wait that long for every root.
 """
 
 from __future__ import annotations
 
 import hashlib
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +52,8 @@ class Fingerprinter:
     """Roots that could not be listed (their fingerprint is then the path alone: provisional keys)."""
     _listings: dict[str, dict[str, str] | None] = field(default_factory=dict)
     _digests: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict)
+    _unreachable: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(protocol, options) → the root whose listing could not connect, and why."""
 
     def files(self, root: str, what: str) -> dict[str, str] | None:
         """Relative path → identity of every file under ``root`` (listed once); None when the
@@ -66,13 +71,20 @@ class Fingerprinter:
         import fsspec
 
         same_kind = "://" in root and root.split("://", 1)[0] == self.store.split("://", 1)[0]
+        options = self.storage_options if same_kind else {}
+        endpoint = (root.split("://", 1)[0] if "://" in root else "file", repr(sorted(options.items())))
+        if endpoint in self._unreachable:
+            raise XtrcError(f"{what}: {root!r} not listed: {self._unreachable[endpoint]}")
         try:
-            fs, base = fsspec.core.url_to_fs(root, **(self.storage_options if same_kind else {}))
+            fs, base = fsspec.core.url_to_fs(root, **options)
             found = fs.find(base, detail=True)
             if not found and fs.isfile(base):
                 found = {base: fs.info(base)}
         except Exception as exc:  # every backend has its own errors; all mean "cannot read it"
-            raise XtrcError(f"{what}: cannot list {root!r} to fingerprint the data ({type(exc).__name__}: {exc}); "
+            cause = f"{type(exc).__name__}: {exc}"
+            if _cannot_connect(exc):
+                self._unreachable[endpoint] = f"listing {root!r} could not connect to its endpoint ({cause})"
+            raise XtrcError(f"{what}: cannot list {root!r} to fingerprint the data ({cause}); "
                             "check the path and its credentials") from None
         if not found:
             raise XtrcError(f"{what}: {root!r} holds no files; check the path")
@@ -101,6 +113,28 @@ class Fingerprinter:
                 h.update(f"{rel}\0{ident}\n".encode())
             self._digests[memo] = f"{len(chosen)} files sha256:{h.hexdigest()[:24]}"
         return self._digests[memo]
+
+
+_CONNECT_ERRORS = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError",
+                             "NewConnectionError", "ConnectTimeout"})
+"""Class names of the backends' own "could not connect" errors (botocore, aiohttp, urllib3,
+requests), matched by name: fsspec backends are optional imports."""
+
+
+def _cannot_connect(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the endpoint could not be reached at all: no
+    name resolution, refused, or no connection in time (not an answer, even an error one, nor a
+    reply that stalled)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionRefusedError, socket.gaierror)):
+            return True
+        if any(cls.__name__ in _CONNECT_ERRORS for cls in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _selected(rel: str, prefixes: list[str]) -> bool:

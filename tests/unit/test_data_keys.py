@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -163,3 +164,38 @@ def test_unlistable_data_gives_provisional_keys_that_run_refuses(tmp_path: Path)
     ran = subprocess.run([str(XTRC), "run", str(spec)], capture_output=True, text=True, timeout=120)
     assert ran.returncode == 2 and "cannot run with provisional stage keys" in ran.stderr, ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_endpoint_is_tried_for_one_root_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline with credentials at hand (`xtrc plan`, `apply --dry-run`): the first root on the
+    store's endpoint waits out the client's retries; the others on it are not tried again."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAXTRCTESTDUMMY0001")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "xtrc-test-dummy")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # one client try per request: the test's own wait stays short
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    doc = _spec(tmp_path, tmp_path)
+    doc["storage"] = {"uri": "s3://xtrc-keys/store", "options": {"endpoint_url": endpoint}}
+    doc["data"] = {"root": "s3://xtrc-keys/data"}
+    doc["factors"]["augmentation"][1]["code_switch"]["dictionaries"] = "s3://xtrc-keys/dictionaries"
+    plan = _plan(doc)
+    assert len(plan.unlisted) == 2, plan.unlisted
+    first, second = plan.unlisted
+    assert "cannot list 's3://xtrc-keys/" in first and "EndpointConnectionError" in first, first
+    tried = first.split("cannot list ", 1)[1].split(" ", 1)[0]
+    assert "not listed: listing " + tried + " could not connect to its endpoint" in second, second
+
+
+def test_a_root_that_answers_with_nothing_leaves_the_others_listed(root: Path, tmp_path: Path) -> None:
+    doc = _spec(root, tmp_path)
+    doc["data"] = {"root": str(tmp_path / "missing")}
+    plan = _plan(doc)
+    assert len(plan.unlisted) == 1 and "holds no files" in plan.unlisted[0], plan.unlisted
+    stage = next(s for s in plan.stages.values() if "dictionaries" in json.dumps(s.data_fingerprint))
+    assert any(v.endswith(tuple("0123456789abcdef")) and "files sha256:" in v for v in stage.data_fingerprint.values())
