@@ -58,12 +58,14 @@ _OBJECT_STORE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_
 
 
 @pytest.fixture(autouse=True)
-def _unit_tests_have_no_object_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A unit test runs as on a machine with no object store at hand, whichever tests ran before it:
-    the S3 test server's session fixture points the AWS environment (and any s3fs instance made
-    meanwhile) at a server that may be down by then, where every s3:// listing of a spec's data
-    would take retries and seconds instead of failing at once for want of credentials."""
-    if "integration" in request.keywords or "e2e" in request.keywords:
+def _no_object_store_unless_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that does not use the S3 test server runs as on a machine with no object store at
+    hand, whichever tests ran before it (in its process: under xdist that varies from run to run):
+    the server's session fixture points the AWS environment (and any s3fs instance made
+    meanwhile) at it, and with credentials at hand every s3:// listing of a spec's data (say
+    combined.yaml's, on an endpoint that does not exist) waits out the clients' retries instead
+    of failing at once for want of credentials."""
+    if "s3_server" in request.fixturenames:
         return
     for name in _OBJECT_STORE_ENV:
         monkeypatch.delenv(name, raising=False)
