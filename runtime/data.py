@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from xtrc import tasks
 from xtrc.revisions import pin_name
-from xtrc.spec import DataSource
-from xtrc.stage import StageConfig
+
+if TYPE_CHECKING:  # annotations only: reading data and training need no pydantic
+    from xtrc.spec import DataSource
+    from xtrc.stage import StageConfig
 
 Split = Literal["train", "dev", "test"]
 

@@ -18,15 +18,17 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import torch
 from torch.nn import functional as F
 
-from xtrc.stage import Hyperparameters
 from xtrc_runtime.device import pad_multiple, prepare_device, to_device
 from xtrc_runtime.features import Feature, batches, collate
 from xtrc_runtime.model import TaskModel
+
+if TYPE_CHECKING:  # annotations only: training needs no pydantic (bench/gpu.py runs where it is not installed)
+    from xtrc.stage import Hyperparameters
 
 log = logging.getLogger("xtrc_runtime")
 PROGRESS_EVERY_S = 1.0
