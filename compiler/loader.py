@@ -68,6 +68,16 @@ def _load(text: str, filename: str) -> tuple[Experiment, list[Issue]]:
     return experiment, [_issue(doc, filename, loc, message) for loc, message in advisories(experiment)]
 
 
+def issues_at(path: str | Path, problems: list[tuple[Loc, str]]) -> list[Issue]:
+    """Problems found after loading (on the cluster, in the store), each at its field's position in
+    the spec file (the file's own name when it can no longer be read)."""
+    try:
+        doc = parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlError):
+        return [Issue(str(path), 0, 0, format_path(loc), message) for loc, message in problems]
+    return [_issue(doc, str(path), loc, message) for loc, message in problems]
+
+
 def _issue(doc: Document, filename: str, loc: Loc, message: str, *, key: bool = False) -> Issue:
     loc = _as_written(doc.data, loc)
     pos = doc.position(loc, key=key)

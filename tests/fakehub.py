@@ -10,7 +10,8 @@ Routes (the hub's own, as huggingface_hub's ``HfApi.model_info`` / ``dataset_inf
 ``revision`` must arrive URL-quoted whole (``refs%2Fpr%2F6``), as the hub requires. Answers: 200
 with the hub's JSON (``id``, ``sha``, ``lastModified``, ``siblings``…); 404 with ``X-Error-Code:
 RepoNotFound`` or ``RevisionNotFound``; 401 with ``X-Error-Code: GatedRepo`` for a gated repository
-without a valid ``Authorization: Bearer`` token. Every request is recorded.
+without a valid ``Authorization: Bearer`` token (its files too). Every request is recorded, with
+its Authorization header.
 """
 
 from __future__ import annotations
@@ -73,13 +74,16 @@ class FakeHub:
         with self.lock:
             return [path for path, _ in self.requests]
 
-    def file(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        """A model file: ``/{repo}/resolve/{revision}/{name}`` (404 EntryNotFound when absent)."""
+    def file(self, path: str, authorization: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        """A model file: ``/{repo}/resolve/{revision}/{name}`` (404 EntryNotFound when absent; 401
+        GatedRepo for a gated repository without the token)."""
         with self.lock:
-            self.requests.append((path, None))
+            self.requests.append((path, authorization))
         repo_id, _, rest = path.lstrip("/").partition("/resolve/")
         revision, _, name = rest.partition("/")
         repo = self.repos.get(("models", repo_id))
+        if repo is not None and repo.gated and authorization != f"Bearer {self.token}":
+            return 401, {"X-Error-Code": "GatedRepo", "X-Error-Message": "Access to this repo is restricted"}, b""
         sha = None if repo is None else repo.commit(unquote(revision))
         folder = self.files.get(sha or "")
         if folder is None or not (folder / name).is_file():
@@ -143,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = json.dumps(body).encode()
             headers = {"Content-Type": "application/json; charset=utf-8", **headers}
         else:
-            status, headers, data = self.hub.file(path)
+            status, headers, data = self.hub.file(path, self.headers.get("Authorization"))
         self.send_response(status)
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():

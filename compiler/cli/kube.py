@@ -22,6 +22,7 @@ def apply_command(args: argparse.Namespace) -> int:
     from xtrc.kube import (
         KubernetesBackend, api_client, apply, apply_manifests, check_store, orchestrator_args, orchestrator_env,
     )
+    from xtrc.kube.secrets import check_secrets
     from xtrc.render import SPEC_DIR, Renderer, job_name
 
     if args.poll <= 0:
@@ -55,6 +56,8 @@ def apply_command(args: argparse.Namespace) -> int:
             print(f"  {'Job':<{width}}  {job_name(name, stage)}")
         return 0
     api = api_client(args.context)
+    for note in check_secrets(exp, args.spec, api):  # before anything is created: pods would wait forever
+        print(f"warning: {note}", file=sys.stderr)
     backend = KubernetesBackend(plan, api, renderer=renderer)
     results = apply(plan, api, manifests, server_dry_run=args.server_dry_run, backend=backend)
     suffix = " (server dry run: nothing stored)" if args.server_dry_run else ""

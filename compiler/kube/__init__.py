@@ -11,6 +11,8 @@
   owns ``suspend``.
 - :mod:`xtrc.kube.apply`, :mod:`xtrc.kube.status`, :mod:`xtrc.kube.logs`: what `xtrc apply`,
   `xtrc delete`, `xtrc status` and `xtrc logs` do.
+- :mod:`xtrc.kube.secrets`: what `xtrc apply` checks first: the Secrets the spec names exist and
+  hold the keys their pods read.
 
 Pods run elsewhere, so the store must be object storage (s3://, gs://, az://): a ``file://``
 store is refused unless ``XTRC_KUBE_SHARED_FILESYSTEM=1`` says the pods see this machine's

@@ -42,9 +42,10 @@ def hub(tmp_path: Path) -> Iterator[tuple[FakeHub, Served]]:
     served.close()
 
 
-def xtrc(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """The installed `xtrc` with its own caches, online (to the fake hub ``env`` names)."""
-    full = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+def xtrc(*args: str, home: Path, drop: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed `xtrc` with its own caches, online (to the fake hub ``env`` names), without
+    the variables in ``drop``."""
+    full = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", *drop)}
     full.update(XTRC_CACHE=str(home / "cache"), HF_HOME=str(home / "hf"), OMP_NUM_THREADS="1", **env)
     return script("xtrc", *args, timeout=600, env=full)
 
@@ -106,3 +107,44 @@ def test_hub_data_is_read_at_the_pinned_commit(hub: tuple[FakeHub, Served], tmp_
     assert result.stdout.startswith(f"DataError cannot load google/xtreme@{sha} PAN-X.de"), result.stdout + result.stderr
     asked = [p for p in fake.paths() if "google/xtreme" in p]
     assert asked and all(sha in p for p in asked), asked
+
+
+def test_a_stage_downloads_a_gated_model_with_the_token_file_and_writes_the_token_nowhere(
+        tmp_path: Path) -> None:
+    """As in a pod: no HF_TOKEN, the token in a file at HF_TOKEN_PATH (hub.secret's mount), the hub
+    named by the spec's hub.endpoint only. The plan resolves the gated model and the stage downloads
+    it with that token; nothing the run wrote (store, logs, attempt records, caches) holds it."""
+    sentinel = "hf_sentinel_token_5f1c9e0d7a2b"
+    fake = FakeHub(token=sentinel)
+    fake.add("models", "org/gated-tiny", gated=True)
+    served = Served(fake)
+    try:
+        sha = fake.sha("models", "org/gated-tiny")
+        fake.files[sha] = tmp_path / "model"
+        _model(fake.files[sha], 40)
+        token_file = tmp_path / "secret" / "token"
+        token_file.parent.mkdir()
+        token_file.write_text(sentinel + "\n")
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(yaml.safe_dump({
+            "apiVersion": "xtrc.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "gated"},
+            "model": "org/gated-tiny", "benchmark": "xtreme", "storage": {"uri": str(tmp_path / "store")},
+            "hub": {"secret": "hf-token", "endpoint": served.endpoint}, "seeds": [1],
+            "targets": ["tatoeba"], "languages": {"tatoeba": ["de"]},
+            "data": {"root": "builtin:fixtures/data?train=8&dev=4&test=8"}, "compute": {"gpus": 0},
+            "training": {"defaults": {"max_seq_length": 32, "batch_size": 8}},
+        }))
+        ran = xtrc("run", str(spec), home=tmp_path, drop=("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"),
+                   HF_TOKEN_PATH=str(token_file))
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert len(list((tmp_path / "store" / "stages").glob("*/_SUCCESS"))) == 1
+        downloads = [(p, auth) for p, auth in fake.requests if "/resolve/" in p]
+        assert downloads and all(auth == f"Bearer {sentinel}" for _, auth in downloads), downloads
+        api = [(p, auth) for p, auth in fake.requests if p.startswith("/api/models/org/gated-tiny/")]
+        assert any("/revision/main" in p for p, _ in api)  # the plan resolved it, with the token too
+        assert all(auth == f"Bearer {sentinel}" for _, auth in api), api
+    finally:
+        served.close()
+    leaked = [str(p) for p in tmp_path.rglob("*") if p.is_file() and p != token_file and p.parent != fake.files[sha]
+              and sentinel.encode() in p.read_bytes()]
+    assert leaked == [] and sentinel not in ran.stdout + ran.stderr, leaked

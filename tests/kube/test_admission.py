@@ -20,9 +20,11 @@ from kubernetes.client.rest import ApiException
 from tests.kube.apiserver import PSA_ENFORCE_LABEL, FakeCluster
 from tests.kube.test_backend import Kube, cluster, kube  # noqa: F401  (fixtures)
 from xtrc.kube import ClusterError, KubernetesBackend
+from xtrc.kube.secrets import secret_problems
 from xtrc.loader import load
 from xtrc.plan import build
 from xtrc.render import Renderer
+from xtrc.spec import Hub
 
 pytestmark = pytest.mark.integration
 
@@ -174,6 +176,15 @@ def test_the_orchestrators_role_grants_what_its_loop_does_and_no_more(kube: Kube
         assert refused.value.status == 403
         assert ('secrets is forbidden: User \\"system:serviceaccount:' in refused.value.body
                 and 'cannot list resource \\"secrets\\" in API group \\"\\" in the namespace' in refused.value.body)
+        # Nor one by name: `xtrc apply` checks the spec's Secrets with the user's credentials, and
+        # the orchestrator only names them in the pods it creates (xtrc.kube.secrets).
+        kube.core.create_namespaced_secret(kube.ns, {"metadata": {"name": "hf-token"}, "stringData": {"token": "x"}})
+        with pytest.raises(ApiException) as refused:
+            client.CoreV1Api(api).read_namespaced_secret("hf-token", kube.ns)
+        assert refused.value.status == 403 and 'cannot get resource \\"secrets\\"' in refused.value.body
+        # So the check, made with such an identity, says it could not check instead of failing.
+        problems, notes = secret_problems(plan.experiment.model_copy(update={"hub": Hub(secret="hf-token")}), api)
+        assert problems == [] and len(notes) == 1 and notes[0].startswith(f"cannot check Secret {kube.ns}/hf-token")
 
 
 def test_a_role_without_watch_on_jobs_stops_the_loop_with_the_authorizers_reason(kube: Kube) -> None:  # noqa: F811

@@ -157,7 +157,7 @@ def test_kubelet_refuses_root_under_run_as_non_root(cluster: FakeCluster, core, 
 # --- xtrc's stage Job -------------------------------------------------------------------------------
 
 
-def stage_job(tmp_path: Path, cluster: FakeCluster, ns: str) -> tuple[dict, Store, str]:
+def stage_job(tmp_path: Path, cluster: FakeCluster, ns: str, **extra: object) -> tuple[dict, Store, str]:
     """The real template's Job for the first stage of a tiny spec (Tatoeba's retrieval follows a SQuAD
     fine-tuning stage: that one, on 20 examples), its store shared with the pods."""
     store = f"file://{cluster.share(tmp_path / 'store')}"
@@ -168,7 +168,7 @@ def stage_job(tmp_path: Path, cluster: FakeCluster, ns: str) -> tuple[dict, Stor
         "seeds": [1], "factors": {"intermediate": ["none"], "augmentation": ["none"]}, "targets": ["tatoeba"],
         "languages": {"tatoeba": ["de"]},
         "data": {"root": "builtin:fixtures/data?train=20&dev=10&test=10&languages=en,de"},
-        "compute": {"gpus": 0, "retries": 0, "namespace": ns}}))
+        "compute": {"gpus": 0, "retries": 0, "namespace": ns}, **extra}))
     plan = build(load(spec))
     stage = next(s for s in plan.stages.values() if not s.upstream)
     job = yaml.safe_load(Renderer().render_stage(plan, stage).text)
@@ -209,3 +209,50 @@ def test_the_template_before_the_fix_cannot_start_a_stage(
     assert finished(cluster, ns, name, timeout=120) == "Failed"
     assert "No usable temporary directory found in ['/scratch/tmp'" in log_of(core, ns, name)
     assert key not in store.done_keys()
+
+
+HUB_PROBE = r"""
+import hashlib, json, os, stat
+from huggingface_hub import get_token
+path = os.environ["HF_TOKEN_PATH"]
+try:
+    open(path, "a").close()
+    writable = True
+except OSError:
+    writable = False
+print(json.dumps({"sha256": hashlib.sha256((get_token() or "").encode()).hexdigest(), "path": path,
+                  "mode": oct(stat.S_IMODE(os.stat(path).st_mode)), "writable": writable,
+                  "files": sorted(os.listdir(os.path.dirname(path))), "in_env": "HF_TOKEN" in os.environ}))
+"""
+
+
+def test_the_stage_pod_reads_the_hub_token_from_its_secret_and_writes_it_nowhere(
+        cluster: FakeCluster, core, batch, ns, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hub.secret, as the real template mounts it: huggingface_hub in the container finds the token at
+    HF_TOKEN_PATH (read-only, only the token key), and the real runtime's stage neither stores nor logs it."""
+    import hashlib
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    sentinel = "hf_sentinel_token_of_the_pod_7d41"
+    core.create_namespaced_secret(ns, {"metadata": {"name": "hf-token"},
+                                       "stringData": {"token": sentinel + "\n", "other": "not mounted"}})
+    job, store, key = stage_job(tmp_path, cluster, ns, hub={"secret": "hf-token"})
+
+    probe = copy.deepcopy(job)
+    probe["metadata"]["name"] = "hub-probe"
+    container = probe["spec"]["template"]["spec"]["containers"][0]
+    container["image"], container["args"] = PYTHON_IMAGE, [HUB_PROBE]
+    batch.create_namespaced_job(ns, probe)
+    assert finished(cluster, ns, "hub-probe") == "Complete", log_of(core, ns, "hub-probe")
+    out = json.loads(log_of(core, ns, "hub-probe").strip().splitlines()[-1])
+    assert out["sha256"] == hashlib.sha256(sentinel.encode()).hexdigest()  # the hub library found it
+    assert out["path"] == "/var/run/secrets/xtrc/hub/token" and out["files"] == ["token"]
+    assert out["mode"] == "0o400" and out["writable"] is False and out["in_env"] is False
+
+    name = job["metadata"]["name"]
+    batch.create_namespaced_job(ns, job)
+    assert finished(cluster, ns, name, timeout=240) == "Complete", log_of(core, ns, name)
+    assert key in store.done_keys()
+    stored = [p for p in (tmp_path / "store").rglob("*") if p.is_file() and sentinel.encode() in p.read_bytes()]
+    assert stored == [] and sentinel not in log_of(core, ns, name)
