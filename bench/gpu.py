@@ -266,24 +266,34 @@ def consumed(trainer: Any, train: list[Any], hp: Recipe) -> list[int]:
 
 
 def _attention_kernel(model: Any, device: Any, autocast: Any) -> str:
-    """Which SDPA kernel family a padded batch gets: 'fused' (flash, memory-efficient or cuDNN)
-    or 'math (...)', the unfused fallback that materialises every attention matrix."""
-    import torch
+    """Whether a padded batch gets a fused SDPA kernel (flash, memory-efficient or cuDNN) or only
+    the unfused math fallback that materialises every attention matrix, in training (attention
+    dropout on) and in evaluation: one forward each with the fallback disabled."""
+    import warnings
 
-    if device.type != "cuda":
-        return "cpu"
+    import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     ids = torch.full((2, 64), 5, device=device)
-    ids[1, 40:] = 1  # padding: the mask HF passes to SDPA
-    try:
-        with torch.inference_mode(), sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                                                  SDPBackend.CUDNN_ATTENTION]), \
-                torch.autocast("cuda", dtype=autocast, enabled=autocast is not None):
-            model("target", ids, (ids != 1).long())
-        return "fused"
-    except RuntimeError as error:
-        return f"math ({str(error).splitlines()[0][:60]})"
+    ids[1, 40:] = 1  # padding: transformers passes SDPA a mask
+    fused = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION]
+    verdicts = []
+    for mode in ("train", "eval"):
+        model.train(mode == "train")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                with torch.inference_mode(), sdpa_kernel(fused), \
+                        torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                    model("target", ids, (ids != 1).long())
+                verdicts.append(f"{mode} fused")
+            except Exception as error:  # a diagnosis, not a failure: training runs whatever SDPA picks
+                # torch gives its reasons as warnings ("... not used because: ..." + the reason)
+                reasons = [str(w.message).split(" (Triggered")[0] for w in caught
+                           if "because" not in str(w.message)] or [str(error).splitlines()[0]]
+                verdicts.append(f"{mode} not fused: {reasons[0][:70]}")
+    model.train()
+    return ", ".join(verdicts)
 
 
 @contextlib.contextmanager

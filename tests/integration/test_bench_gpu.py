@@ -50,6 +50,7 @@ def test_tiny_cpu_run_without_pydantic_or_datasets_prints_every_run_and_the_rati
         assert [r.split()[1:3] for r in rows[:3]] == [["xtrc", "b32"], ["xtrc", "b16"], ["reference", "(fp32,"]], rows
         assert all("real tokens/s" in r and "ms/step" in r for r in rows[:3])
         assert "tf32 off" in rows[2] and "tf32 on" in rows[0]
+        assert all("attention train " in r and ", eval " in r for r in rows[:3])
         assert rows[3].startswith(f"{task:6s} ratio: xtrc b32 train ") and "; xtrc b16 train " in rows[3]
 
 
