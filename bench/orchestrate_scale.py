@@ -2,7 +2,7 @@
 
     python bench/orchestrate_scale.py [--seeds 15] [--running 200] [--churn 5] [--passes 5] [--poll 2]
 
-A child process serves the API test server (tests/kube/apiserver.py) holding one stage Job per
+A child process serves the API test server (tests/kube/apiserver/) holding one stage Job per
 stage of a synthetic plan (bench/plan_render.py's spec: over 10,000 stages) and one pod per Job:
 most Complete with a Succeeded pod (finished Jobs stay until their TTL), ``--running`` of them
 running. No kubelet or Job controller runs: nothing trains. Before each steady-state pass the

@@ -1,4 +1,4 @@
-"""What a real API server checks before it stores an object, for tests/kube/apiserver.py.
+"""What a real API server checks before it stores an object, for tests/kube/apiserver/.
 
 **Decoding** (:func:`decode`): the server decodes the request body into its Go types. A field the
 type does not have is an *unknown field*: with ``fieldValidation=Strict`` the request fails (400

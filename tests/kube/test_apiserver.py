@@ -1,4 +1,4 @@
-"""The Kubernetes API test server (tests/kube/apiserver.py), exercised only through the official client."""
+"""The Kubernetes API test server (tests/kube/apiserver/), exercised only through the official client."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The Kubernetes backend and `xtrc apply/orchestrate/status/logs/delete`, against FakeCluster
-(tests/kube/apiserver.py: a real HTTP API server whose pods are local processes) through the
+(tests/kube/apiserver/: a real HTTP API server whose pods are local processes) through the
 official client.
 
 Most tests run a stand-in for the runtime (fake_stage.py: starts in a fraction of a second,
