@@ -196,7 +196,7 @@ class Renderer:
             values = context.stage(stage)
             text = job.render(values)
             if shape is None or self.custom:
-                yield self._checked(text, "Job", values["name"])
+                yield self._checked(text, "Job", values["name"], values["hub_secret"])
                 shape = text.count("\n")
             else:
                 # The built-in template branches only on values shared by every stage, and every
@@ -210,7 +210,8 @@ class Renderer:
     def render_stage(self, plan: Plan, stage: StageConfig) -> Manifest:
         """One stage's Job, parsed back in full (the Kubernetes backend renders them one at a time)."""
         values = self._context(plan).stage(stage)
-        return self._checked(self.template("stage-job.yaml.j2").render(values), "Job", values["name"])
+        return self._checked(self.template("stage-job.yaml.j2").render(values), "Job", values["name"],
+                             values["hub_secret"])
 
     def render_network_policy(self, plan: Plan) -> Manifest:
         context = self._context(plan)
@@ -229,7 +230,8 @@ class Renderer:
         if len(parts) != len(expected):
             raise XtrcError(f"orchestrator.yaml.j2 in {self.charts_dir} produced {len(parts)} documents; expected "
                             + ", ".join(kind for kind, _ in expected))
-        return [self._checked(part, kind, name) for part, (kind, name) in zip(parts, expected)]
+        return [self._checked(part, kind, name, values["hub_secret"] if kind == "Job" else None)
+                for part, (kind, name) in zip(parts, expected)]
 
     def _context(self, plan: Plan) -> _PlanContext:
         cached = getattr(self, "_cached_context", None)
@@ -237,13 +239,18 @@ class Renderer:
             cached = self._cached_context = _PlanContext(plan)
         return cached
 
-    def _checked(self, text: str, kind: str, name: str) -> Manifest:
+    def _checked(self, text: str, kind: str, name: str, hub_secret: str | None = None) -> Manifest:
         try:
             doc = yaml.load(text, Loader=_Loader)
         except yaml.YAMLError as exc:
             raise XtrcError(f"template produced invalid YAML for {kind} {name}: {exc}") from None
         if not isinstance(doc, dict) or doc.get("kind") != kind or doc.get("metadata", {}).get("name") != name:
             raise XtrcError(f"template for {kind} {name} did not produce that object; check {self.charts_dir}")
+        if hub_secret and self.custom and hub_secret not in _secrets_of(doc):
+            # a site's copy from before hub.secret existed: its pods would download anonymously
+            raise XtrcError(f"the Job {name} from {self.charts_dir} does not use the Secret {hub_secret!r} the spec "
+                            f"names in hub.secret; copy the hub-token volume and volumeMount blocks from "
+                            f"{default_charts_dir()}")
         return Manifest(kind, name, text)
 
 
@@ -361,6 +368,17 @@ class _PlanContext:
             },
             "config_json": stage.to_json(),
         }
+
+
+def _secrets_of(job: dict[str, Any]) -> set[str]:
+    """The Secrets a Job's pod reads: volumes, and env ``secretKeyRef``/``envFrom`` (a site's chart may)."""
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    names = {(v.get("secret") or {}).get("secretName") for v in pod.get("volumes") or []}
+    for container in [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]:
+        for variable in container.get("env") or []:
+            names.add(((variable.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name"))
+        names |= {(e.get("secretRef") or {}).get("name") for e in container.get("envFrom") or []}
+    return {n for n in names if n}
 
 
 def _toleration(values: dict[str, Any]) -> dict[str, Any]:

@@ -105,3 +105,31 @@ def test_a_store_secret_must_hold_what_its_scheme_reads(kube: Kube) -> None:  # 
     _secret(kube, "s3-creds", {"aws_access_key_id": "x"})  # the wrong spelling: the store reads none of it
     [(loc, message)] = secret_problems(exp, kube.api)[0]
     assert "has no key AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY" in message
+
+
+def test_without_the_check_a_stage_pod_waits_for_its_hub_secret_key_forever(kube: Kube) -> None:  # noqa: F811
+    """What the check prevents: the stage Job created directly, its Secret holding the token under
+    another key, leaves the pod in ContainerCreating with FailedMount events, as a kubelet does."""
+    import yaml
+
+    from xtrc.render import Renderer
+
+    spec = kube.spec("nokey", intermediate=("none",), augmentation=("none",), targets=("panx",), seeds=(1,))
+    spec.write_text(spec.read_text() + "hub:\n  secret: hf-token\n")
+    plan = build(load(spec))
+    [stage] = plan.stages.values()
+    _secret(kube, "hf-token", {"HF_TOKEN": SENTINEL})
+    kube.batch.create_namespaced_job(kube.ns, yaml.safe_load(Renderer().render_stage(plan, stage).text))
+
+    def waiting() -> dict | None:
+        for pod in kube.pods():
+            for status in pod["status"].get("containerStatuses") or []:
+                if status["state"].get("waiting", {}).get("reason") == "ContainerCreating":
+                    return pod
+        return None
+
+    pod = kube.cluster.wait_for(waiting, 20)
+    assert pod["status"]["phase"] == "Pending"
+    events = kube.core.list_namespaced_event(kube.ns, field_selector=f"involvedObject.name={pod['metadata']['name']}")
+    assert any(e.reason == "FailedMount" and 'volume "hub-token" : references non-existent secret key: token'
+               in e.message for e in events.items), [e.message for e in events.items]

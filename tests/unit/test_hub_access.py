@@ -114,3 +114,27 @@ def test_the_schema_describes_the_hub_section(hub: dict[str, Any]) -> None:
     jsonschema.validate(doc, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**doc, "hub": {"token": "hf_abc"}}, schema)
+
+
+def test_a_sites_chart_copy_without_the_hub_secret_is_an_error(tmp_path: Path) -> None:
+    """A --charts copy made before hub.secret existed renders Jobs without the token's volume: its
+    pods would download anonymously, so rendering says what to copy."""
+    import shutil
+
+    from xtrc.errors import XtrcError
+    from xtrc.render import default_charts_dir
+
+    charts = tmp_path / "charts"
+    shutil.copytree(default_charts_dir(), charts, ignore=shutil.ignore_patterns("__pycache__", "*.py", "kind"))
+    plan = _plan(tmp_path, {"secret": "hf-token"})
+    assert len(Renderer(charts).render(plan)) == 1 + len(plan.stages)  # a faithful copy renders
+    for name in ("stage-job.yaml.j2", "orchestrator.yaml.j2"):
+        template = charts / name
+        text = template.read_text()
+        start = text.index("{%- if hub_secret %}\n        - name: hub-token")
+        template.write_text(text[:start] + text[text.index("{%- endif %}", start) + len("{%- endif %}"):])
+    with pytest.raises(XtrcError, match="does not use the Secret 'hf-token' the spec names in hub.secret"):
+        Renderer(charts).render(plan)
+    with pytest.raises(XtrcError, match="hub-token volume"):
+        Renderer(charts).render_orchestrator(plan, spec_text="x", spec_hash="0" * 64, args=["orchestrate", "x"])
+    assert len(Renderer(charts).render(_plan(tmp_path, None))) == 1 + len(_plan(tmp_path, None).stages)

@@ -91,8 +91,10 @@ class _Kubelet:
                 [(k, k, mode) for k in files]
             for key, rel, fmode in selected:
                 if key not in files:
+                    detail = (f"references non-existent secret key: {key}" if "secret" in v
+                              else f"configmap references non-existent config key: {key}")
                     raise _Blocked("ContainerCreating", f'MountVolume.SetUp failed for volume "{v["name"]}" : '
-                                   f"configmap references non-existent config key: {key}", "FailedMount")
+                                   f"{detail}", "FailedMount")
                 target = os.path.join(tmp, rel)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with open(target, "wb") as f:
