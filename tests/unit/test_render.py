@@ -327,8 +327,12 @@ def _load_nasty(s: str) -> tuple[Experiment, str, bool]:
 
 @pytest.mark.parametrize("s", NASTY, ids=[ascii(s) for s in NASTY])
 def test_spec_text_cannot_change_manifest_structure(
-    s: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    s: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The data paths are `s` itself, relative: for '' the plan lists (and fingerprints) the current
+    # directory, which must not be the checkout with its .venv (20 s a case in CI).
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     exp, text, with_model = _load_nasty(s)
     plan = build(exp)
     assert plan.count_by_kind() == {"intermediate": 1, "target": 2, "retrieval": 1}
