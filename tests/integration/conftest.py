@@ -1,12 +1,13 @@
 """Fixtures for integration tests against real components.
 
-``s3_server``: moto's S3-compatible server in a subprocess on 127.0.0.1 (a free port), which
-tests may stop and restart. moto keeps its state in memory, so a restart keeps the stored
-objects by replaying moto's own request log: the server runs with moto's recorder switched on
-(``MOTO_ENABLE_RECORDING``; every request, body included, is appended to a file before it is
-handled), and a freshly started server replays that log into its backends before it binds the
-port (see ``moto_launcher.py``). Nothing is snapshotted by the tests: every request that reached
-the server before it was killed, and only those, is there again after the restart.
+``s3_server``: moto's S3-compatible server in a subprocess on 127.0.0.1 (a free port); tests
+that stop and restart it are marked ``restarts_s3`` and get one of their own. moto keeps its
+state in memory, so a restart keeps the stored objects by replaying moto's own request log: the
+server runs with moto's recorder switched on (``MOTO_ENABLE_RECORDING``; every request, body
+included, is appended to a file before it is handled), and a freshly started server replays that
+log into its backends before it binds the port (see ``moto_launcher.py``). Nothing is
+snapshotted by the tests: every request that reached the server before it was killed, and only
+those, is there again after the restart.
 
 Every test here talks to loopback only: the AWS endpoint, dummy credentials, region and
 "no instance metadata" are set in the environment for the whole session, and proxies and AWS
@@ -141,19 +142,44 @@ _UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_AR
           "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """One moto S3 server for the session, on 127.0.0.1; the AWS environment points at it."""
-    workdir = tmp_path_factory.mktemp("moto")
+def _serve(workdir: Path, mp: pytest.MonkeyPatch) -> S3Server:
+    """A started server on a free port with its request log in ``workdir``; ``mp`` points the AWS
+    environment at it."""
     port = _free_port()
+    for name in _UNSET:
+        mp.delenv(name, raising=False)
+    for name, value in _loopback_aws_env(f"http://127.0.0.1:{port}").items():
+        mp.setenv(name, value)
+    env = dict(os.environ, MOTO_ENABLE_RECORDING="true", MOTO_RECORDER_FILEPATH=str(workdir / "moto-recording.jsonl"))
+    server = S3Server(port=port, workdir=workdir, env=env)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def s3_session_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto S3 server for the session (for each xdist worker), on 127.0.0.1; the AWS
+    environment points at it."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in _UNSET:
-            mp.delenv(name, raising=False)
-        for name, value in _loopback_aws_env(f"http://127.0.0.1:{port}").items():
-            mp.setenv(name, value)
-        env = dict(os.environ, MOTO_ENABLE_RECORDING="true", MOTO_RECORDER_FILEPATH=str(workdir / "moto-recording.jsonl"))
-        server = S3Server(port=port, workdir=workdir, env=env)
-        server.start()
+        server = _serve(tmp_path_factory.mktemp("moto"), mp)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """The session's server; a test marked ``restarts_s3`` gets one of its own, and the AWS
+    environment points at it for the test. A restart replays every request the server ever
+    handled: on the session's server that is every earlier test's uploads (which tests those are
+    depends on the run, and under xdist on the worker), and under load the replay outgrew the
+    start timeout."""
+    if request.node.get_closest_marker("restarts_s3") is None:
+        yield request.getfixturevalue("s3_session_server")
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        server = _serve(tmp_path_factory.mktemp("moto-own"), mp)
         try:
             yield server
         finally:

@@ -166,6 +166,7 @@ def test_write_bytes_is_atomic_under_concurrent_readers(s3_bucket: S3Location) -
     print(f"concurrent listings {listings}, reads {reads}, temporary object seen: {seen_temporary}")
 
 
+@pytest.mark.restarts_s3
 def test_retry_survives_a_server_restart(s3_server: S3Server, s3_bucket: S3Location,
                                          caplog: pytest.LogCaptureFixture) -> None:
     """The server is down for ~2 s while a write starts; the write waits it out and succeeds.
@@ -412,6 +413,7 @@ def test_marker_listing_falls_back_where_only_slash_delimits(s3_server: S3Server
         gateway.close()
 
 
+@pytest.mark.restarts_s3
 def test_stage_runs_on_s3_across_a_server_restart(s3_server: S3Server, s3_bucket: S3Location, tmp_path: Path) -> None:
     from xtrc import plan
     from xtrc.loader import load_text

@@ -31,6 +31,7 @@ def s3_spec(tmp_path: Path, store: str, endpoint: str) -> Path:
         compute={"gpus": 0, "max_parallel": 2, "retries": 0}))
 
 
+@pytest.mark.restarts_s3
 def test_the_loop_rides_out_a_store_restart_and_no_stage_trains_twice(s3_server: S3Server, s3_bucket: S3Location,
                                                                       tmp_path: Path) -> None:
     spec = s3_spec(tmp_path, s3_bucket.url, s3_server.endpoint)
@@ -76,6 +77,7 @@ def test_a_missing_bucket_is_a_clear_error_and_is_never_created(s3_server: S3Ser
     assert not fs.exists(bucket)
 
 
+@pytest.mark.restarts_s3
 def test_a_listing_that_fails_in_an_outage_keeps_folded_listings_on(s3_server: S3Server,
                                                                     s3_bucket: S3Location) -> None:
     from xtrc_runtime.storage import StageStore
