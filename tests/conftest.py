@@ -35,7 +35,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--all", action="store_true", help="run every tier")
 
 
+def _tier_rank(item: pytest.Item) -> int:
+    return 0 if "e2e" in item.keywords else 1 if "integration" in item.keywords else 2
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Slow tiers first, whole modules together (module fixtures are set up once): under
+    # pytest-xdist (-n) the short unit tests then fill the end of the run, instead of one worker
+    # starting a minute-long test while the other has nothing left to do.
+    rank: dict[Path, int] = {}
+    for item in items:
+        rank[item.path] = min(rank.get(item.path, 2), _tier_rank(item))
+    items.sort(key=lambda item: rank[item.path])  # stable: the order within a rank is kept
     run_all = config.getoption("--all")
     wanted = {"integration": run_all or config.getoption("--integration"), "e2e": run_all or config.getoption("--e2e")}
     for item in items:
