@@ -207,6 +207,9 @@ def _run(workload: Workload, shape: dict[str, int], device: Any, *, reference: b
     seconds = time.perf_counter() - start
     out["tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
     used = consumed(trainer, train, hp)
+    if sum(used) != trainer.tokens_seen:  # the MFU would count other sequences than those trained on
+        raise AssertionError(f"bench/gpu.py: the schedule replay gives {sum(used)} real tokens, "
+                             f"the trainer counted {trainer.tokens_seen}")
     out.update(train_s=seconds, step_ms=1000 * seconds / steps,
                tokens_per_s=trainer.tokens_seen / seconds, examples_per_s=trainer.examples_seen / seconds,
                flops_per_s=flops(model.encoder, shape, used) / seconds,
