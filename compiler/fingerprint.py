@@ -35,7 +35,7 @@ from xtrc.errors import XtrcError
 
 HASH_BELOW = 256 * 1024
 """Files at most this big are fingerprinted by content, bigger ones by size and ETag/mtime."""
-FIXTURES_GENERATOR = "xtrc-fixtures/3"
+FIXTURES_GENERATOR = "xtrc-fixtures/4"
 """The generator version of ``builtin:fixtures`` data: bump it whenever the generator writes other
 bytes (tests/unit/test_fixtures.py pins the bytes each version writes, so a change cannot slip by)."""
 BUILTIN_PREFIX = "builtin:"

@@ -358,6 +358,8 @@ GENERATED_BYTES = {
     "xtrc-fixtures/2": "a609a8be57759d17f82e299f2fee2f7f1cdfb2fb565acc3549c85b12912e4cb6",
     # 3: PAN-X sentence length independent of the entity types too
     "xtrc-fixtures/3": "23fd68bbb78d6069eeb8bc149c253fb63781da4c51b62f90b0ff2ad79116d97b",
+    # 4: UD-POS (and CCG) sentence length independent of the tag mix; PAN-X's rows unchanged
+    "xtrc-fixtures/4": "ad164ebe23eec1644efe7192301488dae13e5478a9c8fba7e588093623914de3",
 }
 
 
@@ -498,3 +500,23 @@ def test_panx_sentence_length_does_not_predict_the_label_mix(tmp_path: Path) -> 
         assert abs(statistics.correlation(lengths, share)) < 0.15, kind
     assert statistics.pstdev(lengths) > 3  # lengths still vary (grouping has something to group)
     assert len({tuple(r["tokens"]) for r in data}) > 0.7 * len(data)
+
+
+def test_udpos_sentence_length_does_not_predict_the_tag_mix(tmp_path: Path) -> None:
+    # The generator before xtrc-fixtures/4 tied them: one final mark in every sentence (PUNCT
+    # share r = -0.56), conjunctions only in two-clause sentences (CCONJ +0.52, SCONJ +0.39), short
+    # question templates (PRON -0.37, VERB -0.40), so length-grouped batches swung in tag mix.
+    import statistics
+
+    generate(str(tmp_path), tasks=["udpos"], languages=("en",), sizes=Sizes(train=3000, dev=2, test=2), seed=0)
+    data = rows(tmp_path, "data/udpos/en/train.jsonl")
+    labels = tasks.TASKS["udpos"].labels
+    lengths = [len(r["tokens"]) for r in data]
+    for index, tag in enumerate(labels):
+        share = [sum(t == index for t in r["pos_tags"]) / len(r["pos_tags"]) for r in data]
+        assert abs(statistics.correlation(lengths, share)) < 0.15, tag
+    # Still a treebank: every sentence ends in a mark, and long ones hold punctuation inside.
+    assert all(labels[r["pos_tags"][-1]] == "PUNCT" for r in data)
+    assert max(sum(labels[t] == "PUNCT" for t in r["pos_tags"]) for r in data) >= 3
+    assert statistics.pstdev(lengths) > 3  # lengths still vary (grouping has something to group)
+    assert len({tuple(r["tokens"]) for r in data}) > 0.9 * len(data)
