@@ -360,13 +360,15 @@ def _recipe(task: str) -> dict[str, Any]:
 
 
 def _resolve(exp: Experiment, task: str) -> Hyperparameters:
-    """base < recipe[task] and the protocol's selection < training.defaults < training.tasks[task]."""
+    """base < the task's length grouping < recipe[task] and the protocol's selection <
+    training.defaults < training.tasks[task]."""
     recipe = _recipe(task) if exp.training.recipe == "xtreme" else {}
     target = protocol.PROTOCOLS[exp.benchmark].get(task)
     if target is not None and target.stage == "retrieval":
         recipe = {"max_seq_length": RETRIEVAL_MAX_SEQ_LENGTH}
     elif target is not None:
         recipe = {**recipe, "selection": target.selection}
+    recipe = {"group_by_length": tasks.TASKS[task].group_by_length, **recipe}
     return Hyperparameters(**_overrides(recipe, exp.training.defaults, exp.training.tasks.get(task)))
 
 

@@ -326,8 +326,8 @@ class TrainingOverrides(_Model):
     )
     group_by_length: bool | None = Field(
         None, description="Batch examples of similar length, as the Hugging Face Trainer's group_by_length "
-        "does (less padding, faster; batches shuffled within megabatches). On by default: bench/throughput.py "
-        "shows the same learning curve as ungrouped batches within seed noise. false: every batch a random draw."
+        "does (less padding, faster; batches shuffled within megabatches). On by default except for UD-POS, "
+        "where bench/throughput.py measured a zero-shot accuracy drop (PAN-X: none). false: every batch a random draw."
     )
 
 

@@ -134,6 +134,9 @@ class TaskInfo:
     mean_tokens: int = 128
     """Approximate mean subword length of one example (estimate only)."""
     recipe: Recipe | None = None
+    group_by_length: bool = True
+    """The default of ``group_by_length`` for this task's stages (a spec's value still wins): off
+    where grouped batches measurably cost quality (bench/throughput.py, README's Benchmarks)."""
     notes: str = ""
 
     def languages_for(self, benchmark: Benchmark) -> tuple[str, ...]:

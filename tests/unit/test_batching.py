@@ -131,6 +131,32 @@ def test_training_batches_are_length_grouped_by_default_and_serve_every_example_
         assert sorted(i for task, b in mixed if task == t for i in b) == list(range(size))
 
 
+def test_udpos_stages_train_on_random_batches_unless_the_spec_groups_them() -> None:
+    # bench/throughput.py --task udpos: grouped batches cost German zero-shot accuracy on UD-POS
+    # (not on PAN-X), so UD-POS alone defaults to random batches; a spec's value still wins.
+    import yaml
+
+    from xtrc.loader import load_text
+    from xtrc.plan import build
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "specs" / "smoke.yaml").read_text(encoding="utf-8"))
+    spec["targets"] = ["udpos", "panx"]
+    spec["languages"] = {"udpos": ["en", "de"], "panx": ["en", "de"]}
+
+    def grouping(training_tasks: dict) -> dict[str, set[bool]]:
+        spec["training"]["tasks"] = training_tasks
+        plan = build(load_text(yaml.safe_dump(spec), "udpos-panx.yaml"))
+        out: dict[str, set[bool]] = {}
+        for stage in plan.stages.values():
+            if stage.kind == "target":
+                out.setdefault(stage.train_tasks[-1], set()).add(stage.hparams.group_by_length)
+        return out
+
+    assert grouping({}) == {"udpos": {False}, "panx": {True}}
+    assert grouping({"udpos": {"group_by_length": True}}) == {"udpos": {True}, "panx": {True}}
+    assert grouping({"panx": {"group_by_length": False}}) == {"udpos": {False}, "panx": {False}}
+
+
 def test_collate_pads_ids_with_the_pad_id_and_tags_with_ignore() -> None:
     tagged = collate([Feature([5, 6, 7], [0, 2, -100]), Feature([5], [1])], pad_id=1)
     assert tagged["input_ids"].tolist() == [[5, 6, 7], [5, 1, 1]]
