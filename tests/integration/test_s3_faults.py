@@ -37,7 +37,11 @@ def test_the_loop_rides_out_a_store_restart_and_no_stage_trains_twice(s3_server:
     spec = s3_spec(tmp_path, s3_bucket.url, s3_server.endpoint)
     plan = plan_of(spec)
     fs = s3_bucket.fs()
-    env = {**os.environ, "XTRC_CACHE": str(tmp_path / "cache")}
+    # A stage stops writing once its lease went unrenewed for 3/4 of the time-to-live (45 s of the
+    # default 60 s). The outage is 25 s, plus up to a renewal interval (15 s) since the last
+    # renewal, plus the server's start and replay, which on a loaded machine took 12 s more: the
+    # stage fenced itself. With 120 s the outage stays well inside the lease, as the test means.
+    env = {**os.environ, "XTRC_CACHE": str(tmp_path / "cache"), "XTRC_LEASE_TTL": "120"}
     loop = subprocess.Popen([XTRC, "run", str(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     started = [f"{s3_bucket.bucket}/{s3_bucket.prefix}/stages/{key}/stage.json" for key in plan.stages]
