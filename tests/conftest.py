@@ -42,7 +42,8 @@ def _tier_rank(item: pytest.Item) -> int:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Slow tiers first, whole modules together (module fixtures are set up once): under
     # pytest-xdist (-n) the short unit tests then fill the end of the run, instead of one worker
-    # starting a minute-long test while the other has nothing left to do.
+    # starting a minute-long test while the other has nothing left to do (with --dist load; worksteal
+    # first gives each worker a contiguous share of the list, so there the slow tests run last).
     rank: dict[Path, int] = {}
     for item in items:
         rank[item.path] = min(rank.get(item.path, 2), _tier_rank(item))
