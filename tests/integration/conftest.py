@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -142,30 +143,32 @@ _UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_AR
           "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
-def _serve(workdir: Path, mp: pytest.MonkeyPatch) -> S3Server:
-    """A started server on a free port with its request log in ``workdir``; ``mp`` points the AWS
-    environment at it."""
+@contextmanager
+def _serving(workdir: Path) -> Iterator[S3Server]:
+    """A started server on a free port with its request log in ``workdir``, the AWS environment
+    pointing at it while the block runs; stopped after it."""
     port = _free_port()
-    for name in _UNSET:
-        mp.delenv(name, raising=False)
-    for name, value in _loopback_aws_env(f"http://127.0.0.1:{port}").items():
-        mp.setenv(name, value)
-    env = dict(os.environ, MOTO_ENABLE_RECORDING="true", MOTO_RECORDER_FILEPATH=str(workdir / "moto-recording.jsonl"))
-    server = S3Server(port=port, workdir=workdir, env=env)
-    server.start()
-    return server
+    with pytest.MonkeyPatch.context() as mp:
+        for name in _UNSET:
+            mp.delenv(name, raising=False)
+        for name, value in _loopback_aws_env(f"http://127.0.0.1:{port}").items():
+            mp.setenv(name, value)
+        env = dict(os.environ, MOTO_ENABLE_RECORDING="true",
+                   MOTO_RECORDER_FILEPATH=str(workdir / "moto-recording.jsonl"))
+        server = S3Server(port=port, workdir=workdir, env=env)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")
 def s3_session_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One moto S3 server for the session (for each xdist worker), on 127.0.0.1; the AWS
     environment points at it."""
-    with pytest.MonkeyPatch.context() as mp:
-        server = _serve(tmp_path_factory.mktemp("moto"), mp)
-        try:
-            yield server
-        finally:
-            server.stop()
+    with _serving(tmp_path_factory.mktemp("moto")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -178,12 +181,8 @@ def s3_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     if request.node.get_closest_marker("restarts_s3") is None:
         yield request.getfixturevalue("s3_session_server")
         return
-    with pytest.MonkeyPatch.context() as mp:
-        server = _serve(tmp_path_factory.mktemp("moto-own"), mp)
-        try:
-            yield server
-        finally:
-            server.stop()
+    with _serving(tmp_path_factory.mktemp("moto-own")) as server:
+        yield server
 
 
 @dataclass(frozen=True)
